@@ -18,10 +18,10 @@
 #define CAPX_ERR   (-1)
 #define CAPX_AGAIN 1
 
-#define MUSTCHECK  __attribute__((warn_unused_result))
-#define NORETURN   __attribute__((noreturn))
+#define MUSTCHECK    __attribute__((warn_unused_result))
+#define NORETURN     __attribute__((noreturn))
 #define PRINTF(a, b) __attribute__((format(printf, a, b)))
-#define UNUSED(x)  ((void)(x))
+#define UNUSED(x)    ((void)(x))
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Micro-USD: 1 USD = 1,000,000. Always int64. */
@@ -31,7 +31,7 @@ NORETURN void capx_assert_fail(const char *file, int line, const char *expr);
 NORETURN PRINTF(3, 4) void capx_fatal_at(const char *file, int line, const char *fmt, ...);
 
 /* Assertions stay on in release builds: money and book invariants depend on them. */
-#define CAPX_ASSERT(e) ((e) ? (void)0 : capx_assert_fail(__FILE__, __LINE__, #e))
+#define CAPX_ASSERT(e)  ((e) ? (void)0 : capx_assert_fail(__FILE__, __LINE__, #e))
 #define capx_fatal(...) capx_fatal_at(__FILE__, __LINE__, __VA_ARGS__)
 
 /* Allocation wrappers: abort with a message on out-of-memory, never return NULL. */

@@ -79,6 +79,6 @@ void capx_time_format(int64_t t, char buf[CAPX_TIME_STRLEN])
         y = y < 0 ? 0 : 9999;
     unsigned hh = (unsigned)(secs / 3600) % 24, mm = (unsigned)(secs / 60 % 60),
              ss = (unsigned)(secs % 60);
-    snprintf(buf, CAPX_TIME_STRLEN, "%04u-%02u-%02uT%02u:%02u:%02uZ", (unsigned)y % 10000,
-             m % 13, d % 32, hh, mm, ss);
+    snprintf(buf, CAPX_TIME_STRLEN, "%04u-%02u-%02uT%02u:%02u:%02uZ", (unsigned)y % 10000, m % 13,
+             d % 32, hh, mm, ss);
 }

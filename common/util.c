@@ -12,7 +12,8 @@
 
 void capx_assert_fail(const char *file, int line, const char *expr)
 {
-    fprintf(stderr, "level=fatal msg=\"assertion failed\" expr=\"%s\" at=%s:%d\n", expr, file, line);
+    fprintf(stderr, "level=fatal msg=\"assertion failed\" expr=\"%s\" at=%s:%d\n", expr, file,
+            line);
     fflush(stderr);
     abort();
 }
