@@ -1,0 +1,692 @@
+/*
+ * place.c — the placer: policies, the job table, removal and failures.
+ *
+ * Jobs live in a slab of records (stable indices, a free list) found by id
+ * through an open-addressing hash (linear probing, backward-shift deletion).
+ * Each node keeps the list of records that hold something on it, so a failure
+ * or a preemption plan finds its jobs without a scan.
+ *
+ * Scoring: score(node, job shape) depends only on the node's state, so it is
+ * cached per job shape in an array indexed by node, tagged with the node's
+ * version; a decision is a pass over the nodes that recomputes only what a
+ * change made stale. The fragmentation of each node's current state is cached
+ * the same way.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scheduler/gang.h"
+#include "scheduler/place.h"
+
+#define NO_REC     UINT32_MAX
+#define MAX_SHAPES 4096 /* job shapes with a score cache; others are scored uncached */
+#define NOT_FIT    (-INFINITY)
+#define BF_MAX_CPU 128000.0 /* best-fit normalisation, as in the published simulator */
+#define BF_MAX_GPU 8000.0
+
+struct rec {
+    struct place_job pj; /* what the caller sees */
+    uint32_t next_free;  /* free-list link when not live */
+    bool live;           /* holds a job */
+};
+
+/* Per-node list of records holding something there. */
+struct idvec {
+    uint32_t *v;
+    uint32_t n, cap;
+};
+
+/* One cached score: valid while the node's version + 1 equals tag. */
+struct score_ent {
+    uint32_t tag;  /* node version + 1; 0 = empty */
+    uint32_t mask; /* GPUs the job would take */
+    double score;  /* NOT_FIT if it does not fit */
+};
+
+/* A job shape with its per-node score cache. */
+struct shape {
+    int64_t cpu, mem;
+    int32_t gpus, milli;
+    uint32_t models;
+    struct score_ent *ent; /* [ent_n], lazily grown to the node count */
+    uint32_t ent_n;
+};
+
+struct place {
+    struct cluster *c;
+    enum place_policy policy;
+    struct frag_workload w; /* target workload (fgd, capx) */
+    bool have_w;            /* w is set */
+    struct rec *recs;       /* job records */
+    uint32_t nrecs, caprecs, free_head;
+    uint32_t *hash;          /* slots hold record index + 1; 0 = empty */
+    uint32_t hcap, hcount;   /* power of two; live entries */
+    struct idvec *node_jobs; /* [node_jobs_n] */
+    uint32_t node_jobs_n;
+    struct shape *shapes; /* score caches by job shape */
+    uint32_t nshapes;
+    uint32_t *shape_hash;          /* shape index + 1; size 2 × MAX_SHAPES */
+    double *frag_now;              /* fragmentation of each node's current state */
+    uint32_t *frag_tag;            /* node version + 1 when frag_now was computed */
+    uint32_t frag_n;               /* entries in frag_now/frag_tag */
+    struct cluster_alloc *scratch; /* gang choices, [scratch_n] */
+    uint32_t scratch_n;
+    size_t live; /* placed jobs */
+};
+
+static const char *policy_names[] = {"first-fit", "best-fit", "fgd", "capx"};
+
+const char *place_policy_name(enum place_policy p)
+{
+    return (unsigned)p < ARRAY_LEN(policy_names) ? policy_names[p] : "?";
+}
+
+int place_policy_parse(const char *name, enum place_policy *out)
+{
+    for (size_t i = 0; i < ARRAY_LEN(policy_names); i++) {
+        if (strcmp(name, policy_names[i]) == 0) {
+            *out = (enum place_policy)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static void set_err(char *err, size_t errlen, const char *msg)
+{
+    if (err && errlen) {
+        size_t n = strlen(msg);
+        if (n >= errlen)
+            n = errlen - 1;
+        memcpy(err, msg, n);
+        err[n] = '\0';
+    }
+}
+
+struct place *place_new(struct cluster *c, enum place_policy policy)
+{
+    struct place *p = xcalloc(1, sizeof(*p));
+    p->c = c;
+    p->policy = policy;
+    p->free_head = NO_REC;
+    p->hcap = 64;
+    p->hash = xcalloc(p->hcap, sizeof(*p->hash));
+    p->shape_hash = xcalloc(2 * MAX_SHAPES, sizeof(*p->shape_hash));
+    p->shapes = xcalloc(MAX_SHAPES, sizeof(*p->shapes));
+    return p;
+}
+
+void place_free(struct place *p)
+{
+    if (!p)
+        return;
+    for (uint32_t i = 0; i < p->nrecs; i++)
+        free(p->recs[i].pj.allocs);
+    free(p->recs);
+    free(p->hash);
+    for (uint32_t i = 0; i < p->node_jobs_n; i++)
+        free(p->node_jobs[i].v);
+    free(p->node_jobs);
+    for (uint32_t i = 0; i < p->nshapes; i++)
+        free(p->shapes[i].ent);
+    free(p->shapes);
+    free(p->shape_hash);
+    free(p->frag_now);
+    free(p->frag_tag);
+    free(p->scratch);
+    if (p->have_w)
+        frag_workload_free(&p->w);
+    free(p);
+}
+
+int place_set_workload(struct place *p, const struct job_spec *jobs, size_t n)
+{
+    struct frag_workload w;
+    if (frag_workload_build(&w, jobs, n) < 0)
+        return -1;
+    if (p->have_w)
+        frag_workload_free(&p->w);
+    p->w = w;
+    p->have_w = true;
+    /* every cached score was computed against the old workload */
+    for (uint32_t i = 0; i < p->nshapes; i++)
+        memset(p->shapes[i].ent, 0, p->shapes[i].ent_n * sizeof(*p->shapes[i].ent));
+    if (p->frag_tag)
+        memset(p->frag_tag, 0, p->frag_n * sizeof(*p->frag_tag));
+    return 0;
+}
+
+struct cluster *place_cluster(struct place *p)
+{
+    return p->c;
+}
+
+size_t place_count(const struct place *p)
+{
+    return p->live;
+}
+
+/* ---- job table ---------------------------------------------------------- */
+
+static uint32_t hash_u64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= UINT64_C(0xff51afd7ed558ccd);
+    x ^= x >> 33;
+    x *= UINT64_C(0xc4ceb9fe1a85ec53);
+    x ^= x >> 33;
+    return (uint32_t)x;
+}
+
+static uint32_t find_slot(const struct place *p, uint64_t id)
+{
+    uint32_t m = p->hcap - 1;
+    for (uint32_t s = hash_u64(id) & m;; s = (s + 1) & m) {
+        if (p->hash[s] == 0 || p->recs[p->hash[s] - 1].pj.spec.id == id)
+            return s;
+    }
+}
+
+static void hash_grow(struct place *p)
+{
+    uint32_t *old = p->hash, oldcap = p->hcap;
+    p->hcap *= 2;
+    p->hash = xcalloc(p->hcap, sizeof(*p->hash));
+    for (uint32_t i = 0; i < oldcap; i++)
+        if (old[i])
+            p->hash[find_slot(p, p->recs[old[i] - 1].pj.spec.id)] = old[i];
+    free(old);
+}
+
+static void hash_del(struct place *p, uint32_t s)
+{
+    uint32_t m = p->hcap - 1;
+    p->hash[s] = 0;
+    for (uint32_t i = (s + 1) & m; p->hash[i]; i = (i + 1) & m) {
+        uint32_t home = hash_u64(p->recs[p->hash[i] - 1].pj.spec.id) & m;
+        /* move entry i back to s if s lies cyclically in [home, i) */
+        if (((i - home) & m) >= ((i - s) & m)) {
+            p->hash[s] = p->hash[i];
+            p->hash[i] = 0;
+            s = i;
+        }
+    }
+    p->hcount--;
+}
+
+static struct rec *rec_get(const struct place *p, uint64_t id)
+{
+    uint32_t s = find_slot(p, id);
+    return p->hash[s] ? &p->recs[p->hash[s] - 1] : NULL;
+}
+
+const struct place_job *place_lookup(const struct place *p, uint64_t id)
+{
+    struct rec *r = rec_get(p, id);
+    return r ? &r->pj : NULL;
+}
+
+static void node_jobs_sync(struct place *p)
+{
+    if (p->node_jobs_n < p->c->nnodes) {
+        p->node_jobs = xrealloc(p->node_jobs, p->c->nnodes * sizeof(*p->node_jobs));
+        memset(p->node_jobs + p->node_jobs_n, 0,
+               (p->c->nnodes - p->node_jobs_n) * sizeof(*p->node_jobs));
+        p->node_jobs_n = p->c->nnodes;
+    }
+}
+
+static void idvec_push(struct idvec *v, uint32_t x)
+{
+    if (v->n == v->cap) {
+        v->cap = v->cap ? v->cap * 2 : 4;
+        v->v = xrealloc(v->v, v->cap * sizeof(*v->v));
+    }
+    v->v[v->n++] = x;
+}
+
+static void idvec_del(struct idvec *v, uint32_t x)
+{
+    for (uint32_t i = 0; i < v->n; i++) {
+        if (v->v[i] == x) {
+            v->v[i] = v->v[--v->n];
+            return;
+        }
+    }
+    CAPX_ASSERT(!"record missing from its node's list");
+}
+
+/* Records the job as holding allocs[0..n) and takes that capacity. */
+static void commit(struct place *p, const struct job_spec *j, const struct cluster_alloc *allocs,
+                   uint32_t n)
+{
+    uint32_t idx;
+    if (p->free_head != NO_REC) {
+        idx = p->free_head;
+        p->free_head = p->recs[idx].next_free;
+    } else {
+        if (p->nrecs == p->caprecs) {
+            p->caprecs = p->caprecs ? p->caprecs * 2 : 64;
+            p->recs = xrealloc(p->recs, p->caprecs * sizeof(*p->recs));
+        }
+        idx = p->nrecs++;
+        p->recs[idx].pj.allocs = NULL;
+    }
+    struct rec *r = &p->recs[idx];
+    r->live = true;
+    r->pj.spec = *j;
+    r->pj.nalloc = n;
+    r->pj.allocs = xrealloc(r->pj.allocs, (n ? n : 1) * sizeof(*r->pj.allocs));
+    if (n)
+        memcpy(r->pj.allocs, allocs, n * sizeof(*allocs));
+    if ((p->hcount + 1) * 2 > p->hcap)
+        hash_grow(p);
+    uint32_t s = find_slot(p, j->id);
+    CAPX_ASSERT(p->hash[s] == 0);
+    p->hash[s] = idx + 1;
+    p->hcount++;
+    node_jobs_sync(p);
+    for (uint32_t i = 0; i < n; i++) {
+        cluster_take_alloc(p->c, &allocs[i]);
+        idvec_push(&p->node_jobs[allocs[i].node], idx);
+    }
+    p->live++;
+}
+
+int place_remove(struct place *p, uint64_t id)
+{
+    uint32_t s = find_slot(p, id);
+    if (p->hash[s] == 0)
+        return -1;
+    uint32_t idx = p->hash[s] - 1;
+    struct rec *r = &p->recs[idx];
+    for (uint32_t i = 0; i < r->pj.nalloc; i++) {
+        cluster_give_alloc(p->c, &r->pj.allocs[i]);
+        idvec_del(&p->node_jobs[r->pj.allocs[i].node], idx);
+    }
+    hash_del(p, s);
+    r->live = false;
+    r->pj.nalloc = 0;
+    r->next_free = p->free_head;
+    p->free_head = idx;
+    p->live--;
+    return 0;
+}
+
+static int cmp_u64(const void *x, const void *y)
+{
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+size_t place_node_jobs(const struct place *p, uint32_t node, uint64_t *ids, size_t cap)
+{
+    if (node >= p->node_jobs_n)
+        return 0;
+    const struct idvec *v = &p->node_jobs[node];
+    /* a job may hold several entries on one node only if it is listed once per
+     * alloc; gangs take one alloc per node, so each id appears once */
+    uint64_t *all = xmalloc((v->n ? v->n : 1) * sizeof(*all));
+    for (uint32_t i = 0; i < v->n; i++)
+        all[i] = p->recs[v->v[i]].pj.spec.id;
+    qsort(all, v->n, sizeof(*all), cmp_u64);
+    size_t n = v->n < cap ? v->n : cap;
+    if (n)
+        memcpy(ids, all, n * sizeof(*ids));
+    free(all);
+    return v->n;
+}
+
+/* Removes jobs on `node` (only those using `gpu` if gpu >= 0). */
+static int evict(struct place *p, uint32_t node, int gpu, struct job_spec **evicted, size_t *nout)
+{
+    *evicted = NULL;
+    *nout = 0;
+    node_jobs_sync(p);
+    const struct idvec *v = &p->node_jobs[node];
+    uint64_t *ids = xmalloc((v->n ? v->n : 1) * sizeof(*ids));
+    size_t n = 0;
+    for (uint32_t i = 0; i < v->n; i++) {
+        const struct place_job *pj = &p->recs[v->v[i]].pj;
+        bool hit = gpu < 0;
+        for (uint32_t a = 0; !hit && a < pj->nalloc; a++)
+            if (pj->allocs[a].node == node && (pj->allocs[a].gpu_mask >> gpu) & 1u)
+                hit = true;
+        if (hit)
+            ids[n++] = pj->spec.id;
+    }
+    qsort(ids, n, sizeof(*ids), cmp_u64);
+    if (n) {
+        *evicted = xmalloc(n * sizeof(**evicted));
+        for (size_t i = 0; i < n; i++) {
+            (*evicted)[i] = rec_get(p, ids[i])->pj.spec;
+            int rc = place_remove(p, ids[i]);
+            CAPX_ASSERT(rc == 0);
+        }
+    }
+    *nout = n;
+    free(ids);
+    return 0;
+}
+
+int place_node_fail(struct place *p, uint32_t node, struct job_spec **evicted, size_t *n)
+{
+    *evicted = NULL;
+    *n = 0;
+    if (node >= p->c->nnodes)
+        return -1;
+    cluster_set_node_health(p->c, node, CLUSTER_FAILED);
+    return evict(p, node, -1, evicted, n);
+}
+
+int place_gpu_fail(struct place *p, uint32_t node, int gpu, struct job_spec **evicted, size_t *n)
+{
+    *evicted = NULL;
+    *n = 0;
+    if (node >= p->c->nnodes || gpu < 0 || gpu >= p->c->nodes[node].ngpu)
+        return -1;
+    cluster_set_gpu_health(p->c, node, gpu, CLUSTER_FAILED);
+    return evict(p, node, gpu, evicted, n);
+}
+
+void place_node_drain(struct place *p, uint32_t node)
+{
+    cluster_set_node_health(p->c, node, CLUSTER_DRAINING);
+}
+
+void place_node_restore(struct place *p, uint32_t node)
+{
+    cluster_set_node_health(p->c, node, CLUSTER_UP);
+    for (int g = 0; g < p->c->nodes[node].ngpu; g++)
+        cluster_set_gpu_health(p->c, node, g, CLUSTER_UP);
+}
+
+/* ---- fitting and scoring ------------------------------------------------ */
+
+bool place_node_fits(const struct cluster_node *n, const struct job_spec *j)
+{
+    if (!cluster_node_usable(n) || !job_accepts_model(j, n->model))
+        return false;
+    if (n->cpu_free < j->cpu_milli || n->mem_free < j->mem_mib)
+        return false;
+    if (j->gpus == 0)
+        return true;
+    int fit = 0;
+    for (int g = 0; g < n->ngpu; g++)
+        if (cluster_gpu_usable(n, g) && n->gpu_free[g] >= j->gpu_milli)
+            fit++;
+    return fit >= j->gpus;
+}
+
+/* The GPUs a non-gang job takes on a node where it fits: a share goes to the
+ * fullest GPU that holds it (lowest index on ties); whole GPUs via gang_pick_gpus
+ * (one NVLink island when possible). */
+static uint32_t default_mask(const struct cluster_node *n, const struct job_spec *j)
+{
+    if (j->gpus == 0)
+        return 0;
+    if (j->gpu_milli < CLUSTER_GPU_MILLI) {
+        int best = -1;
+        for (int g = 0; g < n->ngpu; g++)
+            if (cluster_gpu_usable(n, g) && n->gpu_free[g] >= j->gpu_milli &&
+                (best < 0 || n->gpu_free[g] < n->gpu_free[best]))
+                best = g;
+        CAPX_ASSERT(best >= 0);
+        return 1u << best;
+    }
+    uint32_t m = gang_pick_gpus(n, j->gpus);
+    CAPX_ASSERT(__builtin_popcount(m) == j->gpus);
+    return m;
+}
+
+/* Free milli per GPU as the fragmentation measure sees it (unusable GPUs: 0). */
+static void usable_free(const struct cluster_node *n, int32_t *out)
+{
+    for (int g = 0; g < n->ngpu; g++)
+        out[g] = cluster_gpu_usable(n, g) ? n->gpu_free[g] : 0;
+}
+
+static double node_frag_now(struct place *p, uint32_t i)
+{
+    if (p->frag_n < p->c->nnodes) {
+        p->frag_now = xrealloc(p->frag_now, p->c->nnodes * sizeof(*p->frag_now));
+        p->frag_tag = xrealloc(p->frag_tag, p->c->nnodes * sizeof(*p->frag_tag));
+        memset(p->frag_tag + p->frag_n, 0, (p->c->nnodes - p->frag_n) * sizeof(*p->frag_tag));
+        p->frag_n = p->c->nnodes;
+    }
+    const struct cluster_node *n = &p->c->nodes[i];
+    if (p->frag_tag[i] != n->version + 1) {
+        int32_t f[CLUSTER_MAX_GPUS];
+        usable_free(n, f);
+        p->frag_now[i] = frag_node(&p->w, n->model, n->ngpu, f, n->cpu_free);
+        p->frag_tag[i] = n->version + 1;
+    }
+    return p->frag_now[i];
+}
+
+/* Fragmentation of node n after j takes `mask` (and its CPU). */
+static double frag_after(struct place *p, const struct cluster_node *n, const struct job_spec *j,
+                         uint32_t mask)
+{
+    int32_t f[CLUSTER_MAX_GPUS];
+    usable_free(n, f);
+    for (int g = 0; g < n->ngpu; g++)
+        if ((mask >> g) & 1u)
+            f[g] -= j->gpu_milli;
+    return frag_node(&p->w, n->model, n->ngpu, f, n->cpu_free - j->cpu_milli);
+}
+
+static double sigmoid(double x)
+{
+    return 1.0 / (1.0 + exp(-x));
+}
+
+static int64_t node_gpu_free_total(const struct cluster_node *n)
+{
+    int64_t t = 0;
+    for (int g = 0; g < n->ngpu; g++)
+        if (cluster_gpu_usable(n, g))
+            t += n->gpu_free[g];
+    return t;
+}
+
+static double best_fit_score(const struct cluster_node *n, const struct job_spec *j)
+{
+    double left = (double)(n->cpu_free - j->cpu_milli) / BF_MAX_CPU * 0.5 +
+                  (double)(node_gpu_free_total(n) - job_gpu_milli(j)) / BF_MAX_GPU * 0.5;
+    return (double)(int64_t)((1.0 - left) * 100.0);
+}
+
+/* FGD as published: for a share of a GPU every GPU that holds it is tried in
+ * index order and the first best integer score wins. */
+static double fgd_score(struct place *p, uint32_t i, const struct job_spec *j, uint32_t *mask)
+{
+    const struct cluster_node *n = &p->c->nodes[i];
+    double before = node_frag_now(p, i);
+    if (j->gpus == 1 && j->gpu_milli < CLUSTER_GPU_MILLI) {
+        double best = NOT_FIT;
+        for (int g = 0; g < n->ngpu; g++) {
+            if (!cluster_gpu_usable(n, g) || n->gpu_free[g] < j->gpu_milli)
+                continue;
+            double after = frag_after(p, n, j, 1u << g);
+            double s = (double)(int64_t)(sigmoid((before - after) / 1000.0) * 100.0);
+            if (s > best) {
+                best = s;
+                *mask = 1u << g;
+            }
+        }
+        return best;
+    }
+    *mask = default_mask(n, j);
+    double after = frag_after(p, n, j, *mask);
+    return (double)(int64_t)(sigmoid((before - after) / 1000.0) * 100.0);
+}
+
+/* capx: see docs/scheduler.md. The fragmentation growth, unquantised, decides;
+ * the GPU inside the node is the one that grows it least (fullest on ties). */
+static double capx_score(struct place *p, uint32_t i, const struct job_spec *j, uint32_t *mask)
+{
+    const struct cluster_node *n = &p->c->nodes[i];
+    double before = node_frag_now(p, i);
+    if (j->gpus == 1 && j->gpu_milli < CLUSTER_GPU_MILLI) {
+        double best = NOT_FIT;
+        int best_g = -1;
+        for (int g = 0; g < n->ngpu; g++) {
+            if (!cluster_gpu_usable(n, g) || n->gpu_free[g] < j->gpu_milli)
+                continue;
+            double s = before - frag_after(p, n, j, 1u << g);
+            if (best_g < 0 || s > best || (s == best && n->gpu_free[g] < n->gpu_free[best_g])) {
+                best = s;
+                best_g = g;
+            }
+        }
+        *mask = 1u << best_g;
+        return best;
+    }
+    *mask = default_mask(n, j);
+    return before - frag_after(p, n, j, *mask);
+}
+
+/* Score of non-gang job j on node i (NOT_FIT if it does not fit) and its GPUs. */
+static double score_node(struct place *p, uint32_t i, const struct job_spec *j, uint32_t *mask)
+{
+    const struct cluster_node *n = &p->c->nodes[i];
+    *mask = 0;
+    if (!place_node_fits(n, j))
+        return NOT_FIT;
+    enum place_policy pol = p->policy;
+    if ((pol == PLACE_FGD || pol == PLACE_CAPX) && !p->have_w)
+        pol = PLACE_BEST_FIT;
+    switch (pol) {
+    case PLACE_FIRST_FIT:
+        *mask = default_mask(n, j);
+        return 0;
+    case PLACE_BEST_FIT:
+        *mask = default_mask(n, j);
+        return best_fit_score(n, j);
+    case PLACE_FGD:
+        return fgd_score(p, i, j, mask);
+    case PLACE_CAPX:
+        return capx_score(p, i, j, mask);
+    }
+    return NOT_FIT;
+}
+
+static uint32_t shape_hash(const struct job_spec *j)
+{
+    uint64_t h = (uint64_t)j->cpu_milli * 31 + (uint64_t)j->mem_mib;
+    h = h * 31 + (uint64_t)j->gpus;
+    h = h * 31 + (uint64_t)j->gpu_milli;
+    h = h * 31 + j->models;
+    return hash_u64(h);
+}
+
+/* The score cache of j's shape, or NULL when the table is full. */
+static struct shape *shape_of(struct place *p, const struct job_spec *j)
+{
+    uint32_t m = 2 * MAX_SHAPES - 1;
+    for (uint32_t s = shape_hash(j) & m;; s = (s + 1) & m) {
+        if (p->shape_hash[s] == 0) {
+            if (p->nshapes >= MAX_SHAPES)
+                return NULL;
+            struct shape *sh = &p->shapes[p->nshapes];
+            sh->cpu = j->cpu_milli;
+            sh->mem = j->mem_mib;
+            sh->gpus = j->gpus;
+            sh->milli = j->gpu_milli;
+            sh->models = j->models;
+            p->shape_hash[s] = ++p->nshapes;
+            return sh;
+        }
+        struct shape *sh = &p->shapes[p->shape_hash[s] - 1];
+        if (sh->cpu == j->cpu_milli && sh->mem == j->mem_mib && sh->gpus == j->gpus &&
+            sh->milli == j->gpu_milli && sh->models == j->models)
+            return sh;
+    }
+}
+
+/* Best node for non-gang job j: -1 if none. */
+static int choose_node(struct place *p, const struct job_spec *j, uint32_t *mask_out)
+{
+    struct shape *sh = shape_of(p, j);
+    uint32_t nn = p->c->nnodes;
+    if (sh && sh->ent_n < nn) {
+        sh->ent = xrealloc(sh->ent, nn * sizeof(*sh->ent));
+        memset(sh->ent + sh->ent_n, 0, (nn - sh->ent_n) * sizeof(*sh->ent));
+        sh->ent_n = nn;
+    }
+    int best = -1;
+    double best_s = NOT_FIT;
+    uint32_t best_m = 0;
+    for (uint32_t i = 0; i < nn; i++) {
+        const struct cluster_node *n = &p->c->nodes[i];
+        double s;
+        uint32_t m;
+        if (sh) {
+            struct score_ent *e = &sh->ent[i];
+            if (e->tag != n->version + 1) {
+                e->score = score_node(p, i, j, &e->mask);
+                e->tag = n->version + 1;
+            }
+            s = e->score;
+            m = e->mask;
+        } else {
+            s = score_node(p, i, j, &m);
+        }
+        if (s > best_s) {
+            best_s = s;
+            best = (int)i;
+            best_m = m;
+        }
+    }
+    *mask_out = best_m;
+    return best;
+}
+
+static int plan(struct place *p, const struct job_spec *j, uint32_t *nalloc)
+{
+    if (p->scratch_n < p->c->nnodes + 1) {
+        p->scratch_n = p->c->nnodes + 1;
+        p->scratch = xrealloc(p->scratch, p->scratch_n * sizeof(*p->scratch));
+    }
+    if (j->gang)
+        return gang_choose(p->c, j, p->scratch, nalloc);
+    uint32_t mask;
+    int node = choose_node(p, j, &mask);
+    if (node < 0)
+        return -1;
+    p->scratch[0] = (struct cluster_alloc){(uint32_t)node, mask, j->gpus ? j->gpu_milli : 0,
+                                           j->cpu_milli, j->mem_mib};
+    *nalloc = 1;
+    return 0;
+}
+
+bool place_fits(struct place *p, const struct job_spec *j)
+{
+    uint32_t n;
+    char err[8];
+    if (job_validate(j, err, sizeof(err)) < 0)
+        return false;
+    return plan(p, j, &n) == 0;
+}
+
+int place_job(struct place *p, const struct job_spec *j, char *err, size_t errlen)
+{
+    if (job_validate(j, err, errlen) < 0)
+        return -1;
+    if (rec_get(p, j->id)) {
+        set_err(err, errlen, "a job with this id is already placed");
+        return -1;
+    }
+    uint32_t n;
+    if (plan(p, j, &n) < 0) {
+        set_err(err, errlen, "does not fit");
+        return -1;
+    }
+    struct job_spec spec = *j;
+    if (spec.gang)
+        spec.gpu_milli = CLUSTER_GPU_MILLI;
+    commit(p, &spec, p->scratch, n);
+    return 0;
+}
