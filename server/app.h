@@ -1,0 +1,107 @@
+/*
+ * app.h — capxd's application layer: the route table, authentication, roles, rate limits,
+ * and the state every handler sees.
+ *
+ * Requests are judged in the contract's order: unknown route 404, 405, 401, 403, (429),
+ * 413, 415, 400 invalid_json, then the handler's own checks. The first five are decided
+ * from the request line and headers alone (keys and accounts are mirrored in memory), so
+ * a request with a large body is refused before its body is read.
+ */
+#ifndef CAPX_SERVER_APP_H
+#define CAPX_SERVER_APP_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "server/clock.h"
+#include "server/db.h"
+#include "server/hmap.h"
+#include "server/http.h"
+
+#define ROLE_BUYER    1u
+#define ROLE_PROVIDER 2u
+#define ROLE_ADMIN    4u
+
+#define APP_MAX_PARAMS 3
+
+/* An account as capxd mirrors it. */
+struct account {
+    char id[40];
+    char name[132];
+    unsigned roles;
+    double tokens;      /* rate-limit bucket */
+    double last_refill; /* monotonic seconds */
+};
+
+/* An API key as mirrored: its hash is the map key. */
+struct api_key {
+    char id[40];
+    struct account *acct;
+};
+
+struct app_config {
+    int64_t rate_limit; /* requests per second per account */
+    int64_t rate_burst; /* bucket size */
+    int64_t body_limit;
+};
+
+struct app {
+    struct event_base *base;
+    struct http_server *http;
+    struct db_pool *db;
+    struct capx_clock clock;
+    struct app_config cfg;
+    struct hmap accounts; /* id -> struct account * */
+    struct hmap keys;     /* hex sha256 -> struct api_key * */
+    int draining;
+};
+
+struct app_req;
+typedef void (*route_fn)(struct app_req *r);
+
+struct route {
+    enum hp_method method;
+    const char *pattern; /* "/v1/orders/{id}"; {x} matches one segment */
+    const char *label;   /* metrics label */
+    int auth;            /* 1: Bearer key required */
+    unsigned roles;      /* any of these roles; 0: any authenticated account */
+    int body;            /* 1: a JSON object body is expected */
+    route_fn fn;
+    const char *summary; /* for the OpenAPI document */
+    int metric;          /* filled at start */
+};
+
+/* Per-request state, owned by the http_req (freed after the answer). */
+struct app_req {
+    struct app *app;
+    struct http_req *http;
+    const struct route *route;
+    char params[APP_MAX_PARAMS][128];
+    int nparams;
+    struct account *acct; /* authenticated account or NULL */
+    json_t *body;         /* parsed JSON body, when the route takes one */
+    int prechecked;
+    struct api_error pre_err; /* precheck's refusal, if any */
+};
+
+void app_init(struct app *a, struct event_base *base, const struct app_config *cfg);
+void app_free(struct app *a);
+/* Loads accounts and keys (blocking; before the loop runs). 0 ok, -1 with err. */
+MUSTCHECK int app_load(struct app *a, const char *conninfo, char *err, size_t errlen);
+
+/* The http_server callbacks. */
+int app_precheck(struct http_req *req, struct api_error *err, void *arg);
+void app_handle(struct http_req *req, void *arg);
+
+/* The route table (routes.c). */
+extern struct route app_routes[];
+extern const int app_nroutes;
+
+/* Helpers for handlers. */
+void app_reply(struct app_req *r, int status, json_t *body);
+void app_error(struct app_req *r, int status, const char *code, const char *field, const char *fmt,
+               ...) PRINTF(5, 6);
+void app_reply_err(struct app_req *r, const struct api_error *e);
+
+#endif
