@@ -223,7 +223,11 @@ CREATE FUNCTION ledger_submit(p_id text[], p_debit text[], p_credit text[], p_am
                               p_kind text[], p_ref text[], p_flags int[], p_pending text[],
                               p_expires bigint[], p_chain int[], p_ts bigint DEFAULT NULL)
 RETURNS TABLE (idx int, result int)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- A batch touches a few rows of large tables: always by index (the planner would otherwise
+-- hash whole tables while they are small, and its estimates for unnest() are blind).
+SET enable_seqscan = off
+AS $$
 DECLARE
     n int := coalesce(cardinality(p_id), 0);
     ts timestamptz := coalesce(to_timestamp(p_ts), now());
@@ -238,6 +242,13 @@ DECLARE
     s int;
     failed int;
     all_exist boolean;
+    accts text[];
+    a_id text[];
+    a_fl int[];
+    a_dpend bigint[];
+    a_dpost bigint[];
+    a_cpend bigint[];
+    a_cpost bigint[];
 BEGIN
     IF n = 0 THEN
         RETURN;
@@ -253,35 +264,53 @@ BEGIN
     SELECT array_agg(CASE WHEN x IS NULL THEN NULL ELSE to_timestamp(x) END ORDER BY o)
       INTO exp FROM unnest(p_expires) WITH ORDINALITY AS u(x, o);
 
-    -- Lock every account the batch touches, in id order.
-    PERFORM 1 FROM ledger_accounts a
-     WHERE a.id IN (SELECT unnest(p_debit) UNION SELECT unnest(p_credit)
-                    UNION SELECT t.debit_account FROM ledger_transfers t
-                           WHERE t.id = ANY (p_pending)
-                    UNION SELECT t.credit_account FROM ledger_transfers t
-                           WHERE t.id = ANY (p_pending))
-     ORDER BY a.id
-       FOR NO KEY UPDATE;
+    -- Lock every account the batch touches, in id order, and read its balances.
+    SELECT array_agg(DISTINCT v.x) INTO accts
+      FROM (SELECT unnest(p_debit || p_credit) AS x
+            UNION ALL
+            SELECT unnest(ARRAY[t.debit_account, t.credit_account])
+              FROM ledger_transfers t WHERE t.id = ANY (p_pending)) v
+     WHERE v.x IS NOT NULL;
+    SELECT array_agg(l.id ORDER BY l.id), array_agg(l.flags ORDER BY l.id),
+           array_agg(l.debits_pending ORDER BY l.id), array_agg(l.debits_posted ORDER BY l.id),
+           array_agg(l.credits_pending ORDER BY l.id), array_agg(l.credits_posted ORDER BY l.id)
+      INTO a_id, a_fl, a_dpend, a_dpost, a_cpend, a_cpost
+      FROM (SELECT a.* FROM ledger_accounts a WHERE a.id = ANY (accts)
+             ORDER BY a.id FOR NO KEY UPDATE) l;
+
+    -- A transfer id or a hold twice in the batch: the sequential path decides.
+    SELECT count(DISTINCT x) = n INTO fast FROM unnest(p_id) x;
+    IF fast THEN
+        SELECT count(x) = count(DISTINCT x) INTO fast FROM unnest(p_pending) x;
+    END IF;
 
     -- Fast path: validate the whole batch in one query.
-    WITH b AS (
+    IF fast THEN
+    WITH acc AS (
+        SELECT * FROM unnest(a_id, a_fl, a_dpend, a_dpost, a_cpend, a_cpost)
+                      AS u(id, flags, dpend, dpost, cpend, cpost)
+    ), b AS (
         SELECT u.o::int AS i, u.id, u.dr, u.cr, u.amt, u.kind, u.ref, u.fl, u.pid, u.ex,
                coalesce(u.ch, 0) AS ch
           FROM unnest(p_id, p_debit, p_credit, p_amount, p_kind, p_ref, p_flags, p_pending, exp,
                       p_chain) WITH ORDINALITY AS u(id, dr, cr, amt, kind, ref, fl, pid, ex, ch, o)
     ), x AS (
-        SELECT b.*, e AS e_row, e.id IS NOT NULL AS e_found,
-               p.id IS NOT NULL AS p_found, p.flags AS p_fl, p.debit_account AS p_dr,
-               p.credit_account AS p_cr, p.amount AS p_amt, p.expires_at AS p_exp,
-               (b.fl IN (2, 4) AND EXISTS (SELECT 1 FROM ledger_transfers r
-                                            WHERE r.pending_id = b.pid)) AS p_resolved,
-               count(*) OVER (PARTITION BY b.id) AS id_dups,
-               count(*) OVER (PARTITION BY CASE WHEN b.fl IN (2, 4) THEN b.pid END) AS pid_dups
+        SELECT b.*, e.e_row, e.e_id IS NOT NULL AS e_found,
+               p.p_fl IS NOT NULL AS p_found, p.p_fl, p.p_dr, p.p_cr, p.p_amt, p.p_exp,
+               coalesce(p.p_resolved, false) AS p_resolved
           FROM b
-          LEFT JOIN ledger_transfers e ON e.id = b.id
-          LEFT JOIN ledger_transfers p ON b.fl IN (2, 4) AND p.id = b.pid
+          LEFT JOIN LATERAL (SELECT t AS e_row, t.id AS e_id FROM ledger_transfers t
+                              WHERE t.id = b.id) e
+                 ON true
+          LEFT JOIN LATERAL (SELECT t.flags AS p_fl, t.debit_account AS p_dr,
+                                    t.credit_account AS p_cr, t.amount AS p_amt,
+                                    t.expires_at AS p_exp,
+                                    EXISTS (SELECT 1 FROM ledger_transfers r
+                                             WHERE r.pending_id = t.id) AS p_resolved
+                               FROM ledger_transfers t
+                              WHERE b.fl IN (2, 4) AND t.id = b.pid) p ON true
     ), c AS (
-        SELECT x.i, x.ch, x.fl, x.id_dups, CASE WHEN x.fl IN (2, 4) THEN x.pid_dups ELSE 1 END AS pid_dups,
+        SELECT x.i, x.ch, x.fl,
                coalesce(x.dr, x.p_dr) AS rdr, coalesce(x.cr, x.p_cr) AS rcr,
                CASE WHEN x.fl = 2 THEN coalesce(x.amt, x.p_amt) WHEN x.fl = 4 THEN x.p_amt
                     ELSE x.amt END AS ramt,
@@ -304,29 +333,32 @@ BEGIN
                  WHEN x.fl = 2 AND x.p_exp IS NOT NULL AND x.p_exp <= ts THEN 7
                  WHEN x.amt > x.p_amt OR (x.fl = 4 AND x.amt <> x.p_amt) THEN 8
                  WHEN x.fl IN (0, 1) AND x.dr = x.cr THEN 11
-                 WHEN NOT EXISTS (SELECT 1 FROM ledger_accounts a WHERE a.id = coalesce(x.dr, x.p_dr)) THEN 9
-                 WHEN NOT EXISTS (SELECT 1 FROM ledger_accounts a WHERE a.id = coalesce(x.cr, x.p_cr)) THEN 10
                  ELSE 0
                END AS r0
           FROM x
+    ), c2 AS (
+        SELECT c.i, c.ch, c.fl, c.rdr, c.rcr, c.ramt, c.rel,
+               CASE WHEN c.r0 <> 0 THEN c.r0 WHEN ad.id IS NULL THEN 9 WHEN ac.id IS NULL THEN 10
+                    ELSE 0 END AS r0
+          FROM c LEFT JOIN acc ad ON ad.id = c.rdr LEFT JOIN acc ac ON ac.id = c.rcr
     ), d AS ( -- what each valid transfer adds to each side's totals, in batch order
         SELECT c.i, c.rdr AS acct, true AS is_dr, c.fl,
                CASE c.fl WHEN 1 THEN c.ramt WHEN 0 THEN 0 ELSE -c.rel END AS dpend,
                CASE WHEN c.fl IN (0, 2) THEN c.ramt ELSE 0 END AS dpost,
                0::bigint AS cpend, 0::bigint AS cpost
-          FROM c WHERE c.r0 = 0
+          FROM c2 c WHERE c.r0 = 0
         UNION ALL
         SELECT c.i, c.rcr, false, c.fl, 0, 0,
                CASE c.fl WHEN 1 THEN c.ramt WHEN 0 THEN 0 ELSE -c.rel END,
                CASE WHEN c.fl IN (0, 2) THEN c.ramt ELSE 0 END
-          FROM c WHERE c.r0 = 0
+          FROM c2 c WHERE c.r0 = 0
     ), w AS (
         SELECT d.i, d.is_dr, d.fl, a.flags,
-               a.debits_pending + sum(d.dpend) OVER acc AS dpend,
-               a.debits_posted + sum(d.dpost) OVER acc AS dpost,
-               a.credits_pending + sum(d.cpend) OVER acc AS cpend,
-               a.credits_posted + sum(d.cpost) OVER acc AS cpost
-          FROM d JOIN ledger_accounts a ON a.id = d.acct
+               a.dpend + sum(d.dpend) OVER acc AS dpend,
+               a.dpost + sum(d.dpost) OVER acc AS dpost,
+               a.cpend + sum(d.cpend) OVER acc AS cpend,
+               a.cpost + sum(d.cpost) OVER acc AS cpost
+          FROM d JOIN acc a ON a.id = d.acct
         WINDOW acc AS (PARTITION BY d.acct ORDER BY d.i ROWS UNBOUNDED PRECEDING)
     ), bal AS (
         SELECT w.i,
@@ -340,16 +372,17 @@ BEGIN
           FROM w GROUP BY w.i
     ), f AS (
         SELECT c.*, CASE WHEN c.r0 <> 0 THEN c.r0 ELSE coalesce(bal.r, 0) END AS r
-          FROM c LEFT JOIN bal ON bal.i = c.i
+          FROM c2 c LEFT JOIN bal ON bal.i = c.i
     )
     SELECT array_agg(f.r ORDER BY f.i), array_agg(f.rdr ORDER BY f.i),
            array_agg(f.rcr ORDER BY f.i), array_agg(f.ramt ORDER BY f.i),
            array_agg(f.rel ORDER BY f.i),
-           bool_and(f.id_dups = 1 AND f.pid_dups = 1 AND f.r IN (0, 1, 2))
+           bool_and(f.r IN (0, 1, 2))
            AND NOT EXISTS (SELECT 1 FROM f g WHERE g.ch <> 0 GROUP BY g.ch
                             HAVING bool_or(g.r = 0) AND bool_or(g.r <> 0))
       INTO res, rdr, rcr, ramt, rel, fast
       FROM f;
+    END IF;
 
     IF fast THEN
         INSERT INTO ledger_transfers (id, debit_account, credit_account, amount, kind, ref,
