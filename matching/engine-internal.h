@@ -1,0 +1,247 @@
+/*
+ * engine-internal.h — the engine's state, shared by engine.c (lifecycle,
+ * reservation orders and offers, expiry, market data), resv.c (the fill
+ * search) and spot.c (the spot auction). Nothing here is for the server.
+ *
+ * Every entity lives in a slab (one growable array per type, free list,
+ * 32-bit indices), so a command allocates nothing once the slabs have grown to
+ * the book's size; the caller's ids map to slab indices through idmaps.
+ */
+#ifndef CAPX_MATCHING_ENGINE_INTERNAL_H
+#define CAPX_MATCHING_ENGINE_INTERNAL_H
+
+#include "matching/engine.h"
+#include "matching/idmap.h"
+#include "matching/soldmap.h"
+
+#define NONE32       UINT32_MAX
+#define SEARCH_CHUNK 64 /* start hours evaluated together by the fill search */
+
+/* A growable array of fixed-size items with a free list. */
+typedef struct slab {
+    char *items;     /* n items of `size` bytes */
+    uint32_t size;   /* item size */
+    uint32_t n, cap; /* items handed out (incl. free ones), capacity */
+    uint32_t *free;  /* free indices */
+    uint32_t nfree, free_cap;
+} slab;
+
+enum offer_kind { OFFER_RESV = 0, OFFER_SPOT = 1 };
+
+typedef struct offer {
+    uint64_t id;        /* caller's id */
+    uint64_t seq;       /* sequence number */
+    int64_t start, end; /* reservation hours [start, end) */
+    int64_t price;      /* ask per GPU-hour, or the spot reserve */
+    uint32_t pool;      /* pool index */
+    int32_t gpus;       /* GPUs offered per hour (spot: cap on idle GPUs) */
+    uint8_t kind;       /* enum offer_kind */
+    uint8_t live;       /* 1 while open */
+} offer;
+
+typedef struct pool {
+    uint64_t id, account; /* caller's pool id, provider account */
+    uint32_t market;      /* market index */
+    int32_t gpus;         /* physical size */
+    uint32_t *offers;     /* open reservation offers, sorted by start (never overlapping) */
+    uint32_t noffers, offers_cap;
+    soldmap sold;         /* GPUs sold per hour */
+    uint32_t spot_offer;  /* open spot offer index, or NONE32 */
+    uint32_t spot_pos;    /* position in the market's sorted spot pools */
+    int32_t spot_supply;  /* this round's spot GPUs */
+    int32_t spot_running; /* GPUs of bids running here */
+    uint32_t stamp;       /* round number the supply was given in */
+} pool;
+
+enum order_kind { ORDER_RESV = 0, ORDER_SPOT = 1 };
+
+typedef struct order {
+    uint64_t id, account; /* caller's order id, buyer */
+    uint64_t seq;         /* sequence number */
+    uint64_t region;      /* region id, 0 = any */
+    int64_t start;        /* earliest start */
+    int64_t latest;       /* latest start */
+    int64_t fixed;        /* start fixed by a partial fill, or -1 */
+    int64_t limit;        /* limit price per GPU-hour */
+    int64_t dead_at;      /* first `cur` at which it has no usable start */
+    int32_t gpus;         /* unfilled GPUs */
+    int32_t filled;       /* GPUs filled */
+    int32_t hours;        /* contract length */
+    uint32_t model;       /* model index */
+    uint8_t aon, single, tif, live;
+} order;
+
+typedef struct spot_bid {
+    uint64_t id, account, seq;
+    int64_t limit;
+    int32_t gpus;
+    uint32_t market;     /* market index */
+    uint32_t level;      /* level index */
+    uint32_t prev, next; /* FIFO within the level */
+    uint32_t running;    /* pool index it runs in, or NONE32 */
+    uint32_t won;        /* this round: position in the market's spot pools, or NONE32 */
+    uint8_t live;
+} spot_bid;
+
+typedef struct spot_level {
+    int64_t price;       /* limit */
+    uint32_t head, tail; /* bids in sequence order */
+    uint32_t count;
+} spot_level;
+
+typedef struct market {
+    uint64_t model, region;
+    uint32_t model_idx;
+    uint32_t *pools; /* pool indices in add order */
+    uint32_t npools, pools_cap;
+    /* spot */
+    uint32_t *levels; /* level indices, highest price first */
+    uint32_t nlevels, levels_cap;
+    uint32_t nbids;
+    uint32_t *sp;    /* pools with an open spot offer, by (reserve, offer seq) */
+    int64_t *sp_res; /* their reserves */
+    int32_t *seg;    /* segment tree of GPUs left this round over sp, size 2*seg_size */
+    uint32_t nsp, sp_cap, seg_size;
+    bool sp_dirty; /* sp must be rebuilt */
+    /* market data */
+    engine_trade trades[ENGINE_TRADES_KEPT]; /* ring */
+    uint32_t ntrades, trade_head;
+    int64_t last_price, spot_price;
+} market;
+
+typedef struct model {
+    uint64_t id;
+    uint32_t *markets; /* market indices */
+    uint32_t nmarkets, markets_cap;
+    uint32_t *resting; /* resting order indices by (limit desc, seq asc) */
+    uint32_t nresting, resting_cap;
+} model;
+
+typedef struct heap_ent {
+    int64_t dead_at; /* `cur` at which the entity expires */
+    uint64_t seq;    /* tie-break and validity check */
+    uint32_t idx;    /* order or offer index */
+    uint8_t is_offer;
+} heap_ent;
+
+/* The search's per-(start, pool) figures. */
+typedef struct cand {
+    int64_t k;    /* price of one GPU for the whole interval */
+    uint64_t seq; /* seq of the offer covering the start hour */
+    int32_t c;    /* GPUs unsold in every hour (clamped to the order's gpus) */
+    uint32_t pool;
+} cand;
+
+typedef struct piece {
+    uint32_t pool;
+    int32_t gpus;
+} piece;
+
+/* What the search found. */
+typedef struct plan {
+    int64_t start; /* -1: nothing */
+    int32_t gpus;
+    int64_t cost;
+    uint32_t npieces; /* in e->pieces, greedy order */
+} plan;
+
+/* The search's view of an order. */
+typedef struct want {
+    uint64_t account, region;
+    uint32_t model;
+    int64_t lo, hi; /* start hours to try */
+    int32_t gpus, hours;
+    int64_t limit;
+    bool aon, single;
+} want;
+
+struct engine {
+    engine_sink_fn sink;
+    void *sink_ctx;
+    enum engine_error err;
+    int64_t now;       /* latest now seen */
+    int64_t cur;       /* first usable start hour: now / 3600 + 1 */
+    uint64_t next_seq; /* next sequence number */
+    uint64_t next_trade;
+    uint32_t round; /* spot round counter */
+
+    slab pools, offers, orders, bids, levels, markets, models;
+    idmap pool_ids, offer_ids, order_ids, model_ids;
+    uint32_t *market_order; /* market indices by (model, region) */
+    uint32_t nmarket_order, market_order_cap;
+    sold_arena arena;
+
+    heap_ent *heap; /* expiry min-heap by (dead_at, seq) */
+    uint32_t nheap, heap_cap;
+
+    /* scratch, grown geometrically */
+    uint32_t *sc_pools; /* search: candidate pools */
+    cand *sc_cand;      /* search: [start][pool] */
+    cand *sc_sel;       /* search: one start's candidates */
+    size_t sc_pools_cap, sc_cand_cap, sc_sel_cap;
+    int32_t *sc_avail, *sc_sold, *sc_dq; /* hourly windows, SEARCH_CHUNK + MAX_HOURS */
+    int64_t *sc_price;
+    piece *pieces; /* the plan's pieces */
+    size_t pieces_cap;
+    uint32_t *sc_retry; /* resting orders to retry */
+    size_t sc_retry_cap;
+    int64_t *sc_losers; /* spot round: losing limits */
+    size_t sc_losers_cap;
+};
+
+/* slab */
+void slab_init(slab *s, uint32_t size);
+void slab_free(slab *s);
+uint32_t slab_new(slab *s); /* zeroed item */
+void slab_del(slab *s, uint32_t i);
+size_t slab_memory(const slab *s);
+static inline void *slab_at(const slab *s, uint32_t i)
+{
+    return s->items + (size_t)i * s->size;
+}
+#define POOL(e, i)   ((pool *)slab_at(&(e)->pools, (i)))
+#define OFFER(e, i)  ((offer *)slab_at(&(e)->offers, (i)))
+#define ORDER(e, i)  ((order *)slab_at(&(e)->orders, (i)))
+#define BID(e, i)    ((spot_bid *)slab_at(&(e)->bids, (i)))
+#define LEVEL(e, i)  ((spot_level *)slab_at(&(e)->levels, (i)))
+#define MARKET(e, i) ((market *)slab_at(&(e)->markets, (i)))
+#define MODEL(e, i)  ((model *)slab_at(&(e)->models, (i)))
+
+/* Grow *arr (of elem bytes) so it holds at least need items. */
+void grow(void **arr, size_t *cap, size_t need, size_t elem);
+void grow32(void **arr, uint32_t *cap, uint32_t need, size_t elem);
+
+static inline void emit(engine *e, engine_event *ev)
+{
+    ev->now = e->now;
+    e->sink(e->sink_ctx, ev);
+}
+
+/* engine.c */
+uint32_t engine_market_get(engine *e, uint64_t model, uint64_t region, bool create);
+uint32_t engine_model_get(engine *e, uint64_t model, bool create);
+int engine_fail(engine *e, enum engine_error err);
+int engine_advance(engine *e, int64_t now);
+
+/* resv.c */
+void resv_search(engine *e, const want *w, plan *out);
+/* Turn a plan into fills for order o (events, sold hours, trades). */
+void resv_apply(engine *e, order *o, const want *w, const plan *p);
+/* Quote pieces for a plan. */
+void resv_pieces(engine *e, const want *w, const plan *p, engine_quote_result *q, engine_piece *out,
+                 size_t cap);
+
+/* spot.c */
+void spot_cancel_bid(engine *e, uint32_t bi);
+void spot_offer_gone(engine *e, uint32_t oi);
+void spot_bid_insert(engine *e, uint32_t bi);
+uint64_t spot_digest(const engine *e, uint64_t h);
+
+static inline uint64_t dig(uint64_t h, uint64_t v)
+{
+    h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+    h *= 0x100000001b3ULL;
+    return h;
+}
+
+#endif

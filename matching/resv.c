@@ -1,0 +1,401 @@
+/*
+ * resv.c — the reservation fill search and how a fill is applied.
+ *
+ * For every usable start s and every candidate pool (the order's markets, not
+ * the buyer's own pools) the search needs three figures: c = GPUs unsold in
+ * every hour of [s, s+hours) (0 if an hour has no open offer), k = the price
+ * of one GPU over the interval (Σ hourly asks), and the sequence number of the
+ * offer covering hour s (the tie-break). It computes them for up to
+ * SEARCH_CHUNK starts at once per pool: with one offer covering the whole span
+ * and enough GPUs (the usual case) that is one range-max over the sold map;
+ * otherwise hourly arrays over the span and sliding windows (min of unsold,
+ * sum of prices). c is clamped to the order's gpus: no pool gives more.
+ *
+ * Per start, the cheapest fill of Q GPUs takes pools by (k, offer seq); the
+ * average price rises with Q, so the largest Q whose total stays within
+ * limit × Q × hours is found greedily in the same walk. Starts compare by
+ * (most GPUs, lowest total, earliest start). docs/matching.md states the rules.
+ */
+#include "matching/engine-internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static uint32_t first_offer(const engine *e, const pool *p, int64_t hour)
+{
+    uint32_t lo = 0, hi = p->noffers;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (OFFER(e, p->offers[mid])->end <= hour)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* out[i] = max(v[i .. i+win)) for i in [0, len-win]; dq: len ints of scratch. */
+static void sliding_max(const int32_t *v, int len, int win, int32_t *out, int32_t *dq)
+{
+    int head = 0, tail = 0;
+    for (int i = 0; i < len; i++) {
+        while (tail > head && v[dq[tail - 1]] <= v[i])
+            tail--;
+        dq[tail++] = i;
+        if (dq[head] <= i - win)
+            head++;
+        if (i >= win - 1)
+            out[i - win + 1] = v[dq[head]];
+    }
+}
+
+static void sliding_min(const int32_t *v, int len, int win, int32_t *out, int32_t *dq)
+{
+    int head = 0, tail = 0;
+    for (int i = 0; i < len; i++) {
+        while (tail > head && v[dq[tail - 1]] >= v[i])
+            tail--;
+        dq[tail++] = i;
+        if (dq[head] <= i - win)
+            head++;
+        if (i >= win - 1)
+            out[i - win + 1] = v[dq[head]];
+    }
+}
+
+/*
+ * Figures of pool pi for starts cs .. cs+wn-1 into out[i * stride]. Returns false (and writes
+ * nothing) when no open offer of the pool overlaps the span.
+ */
+static bool pool_window(engine *e, uint32_t pi, int64_t cs, int wn, const want *w, cand *out,
+                        size_t stride)
+{
+    const pool *p = POOL(e, pi);
+    int32_t H = w->hours, G = w->gpus;
+    int64_t a = cs, b = cs + wn - 1 + H;
+    uint32_t i0 = first_offer(e, p, a);
+    if (i0 == p->noffers || OFFER(e, p->offers[i0])->start >= b)
+        return false;
+    const offer *o0 = OFFER(e, p->offers[i0]);
+    int32_t win[SEARCH_CHUNK];
+    if (o0->start <= a && o0->end >= b) {
+        /* One offer covers the whole span. */
+        int64_t k = o0->price * H;
+        int32_t mx = soldmap_max(&p->sold, &e->arena, a, b);
+        if (o0->gpus - mx >= G || wn == 1) {
+            int32_t c = o0->gpus - mx;
+            c = c < 0 ? 0 : c > G ? G : c;
+            for (int i = 0; i < wn; i++)
+                out[i * stride] = (cand){k, o0->seq, c, pi};
+            return true;
+        }
+        int len = wn - 1 + H;
+        soldmap_hourly(&p->sold, &e->arena, a, b, e->sc_sold);
+        sliding_max(e->sc_sold, len, H, win, e->sc_dq);
+        for (int i = 0; i < wn; i++) {
+            int32_t c = o0->gpus - win[i];
+            c = c < 0 ? 0 : c > G ? G : c;
+            out[i * stride] = (cand){k, o0->seq, c, pi};
+        }
+        return true;
+    }
+    /* General: hourly unsold GPUs and prices over the span. */
+    int len = wn - 1 + H;
+    int32_t *avail = e->sc_avail;
+    int64_t *pre = e->sc_price; /* prefix sums of prices */
+    memset(avail, 0, (size_t)len * sizeof(int32_t));
+    soldmap_hourly(&p->sold, &e->arena, a, b, e->sc_sold);
+    pre[0] = 0;
+    int64_t t = a;
+    for (uint32_t j = i0; j < p->noffers; j++) {
+        const offer *of = OFFER(e, p->offers[j]);
+        if (of->start >= b)
+            break;
+        int64_t s0 = of->start > a ? of->start : a, s1 = of->end < b ? of->end : b;
+        for (; t < s0; t++)
+            pre[t - a + 1] = pre[t - a];
+        for (; t < s1; t++) {
+            int32_t v = of->gpus - e->sc_sold[t - a];
+            avail[t - a] = v < 0 ? 0 : v;
+            pre[t - a + 1] = pre[t - a] + of->price;
+        }
+    }
+    for (; t < b; t++)
+        pre[t - a + 1] = pre[t - a];
+    sliding_min(avail, len, H, win, e->sc_dq);
+    uint32_t j = i0;
+    for (int i = 0; i < wn; i++) {
+        int64_t s = cs + i;
+        while (j < p->noffers && OFFER(e, p->offers[j])->end <= s)
+            j++;
+        uint64_t seq = 0;
+        if (j < p->noffers && OFFER(e, p->offers[j])->start <= s)
+            seq = OFFER(e, p->offers[j])->seq;
+        int32_t c = win[i] > G ? G : win[i];
+        if (seq == 0)
+            c = 0;
+        out[i * stride] = (cand){pre[i + H] - pre[i], seq, c, pi};
+    }
+    return true;
+}
+
+static bool cand_less(const cand *x, const cand *y)
+{
+    return x->k < y->k || (x->k == y->k && x->seq < y->seq);
+}
+
+static int cand_cmp(const void *a, const void *b)
+{
+    const cand *x = a, *y = b;
+    return cand_less(x, y) ? -1 : cand_less(y, x) ? 1 : 0;
+}
+
+/*
+ * The fill at one start from its candidates row[0..np): GPUs and total; the pieces go to
+ * e->pieces when want_pieces.
+ */
+static void eval_start(engine *e, const want *w, const cand *row, uint32_t np, int32_t *q_out,
+                       int64_t *cost_out, bool want_pieces, uint32_t *npieces)
+{
+    int64_t LH = w->limit * w->hours;
+    *q_out = 0;
+    *cost_out = 0;
+    if (npieces)
+        *npieces = 0;
+    if (w->single) {
+        int32_t bq = 0;
+        int64_t bc = 0;
+        uint64_t bseq = 0;
+        uint32_t bpool = NONE32;
+        for (uint32_t j = 0; j < np; j++) {
+            const cand *c = &row[j];
+            if (c->c <= 0 || c->k > LH || (w->aon && c->c < w->gpus))
+                continue;
+            int64_t cost = c->k * c->c;
+            if (c->c > bq || (c->c == bq && (cost < bc || (cost == bc && c->seq < bseq)))) {
+                bq = c->c;
+                bc = cost;
+                bseq = c->seq;
+                bpool = c->pool;
+            }
+        }
+        *q_out = bq;
+        *cost_out = bc;
+        if (want_pieces && bq > 0) {
+            e->pieces[0] = (piece){bpool, bq};
+            *npieces = 1;
+        }
+        return;
+    }
+    cand *sel = e->sc_sel;
+    uint32_t n = 0;
+    int64_t total = 0;
+    for (uint32_t j = 0; j < np; j++)
+        if (row[j].c > 0) {
+            sel[n++] = row[j];
+            total += row[j].c;
+        }
+    if (w->aon && total < w->gpus)
+        return;
+    int32_t rem = w->gpus, Q = 0;
+    int64_t cost = 0;
+    bool sorted = false;
+    for (uint32_t t = 0; t < n && rem > 0; t++) {
+        if (!sorted && t == 8) {
+            qsort(sel + t, n - t, sizeof(cand), cand_cmp);
+            sorted = true;
+        }
+        if (!sorted) {
+            uint32_t m = t;
+            for (uint32_t u = t + 1; u < n; u++)
+                if (cand_less(&sel[u], &sel[m]))
+                    m = u;
+            cand tmp = sel[t];
+            sel[t] = sel[m];
+            sel[m] = tmp;
+        }
+        const cand *c = &sel[t];
+        int64_t x = c->c < rem ? c->c : rem;
+        if (c->k > LH) {
+            int64_t slack = LH * Q - cost;
+            int64_t lim = slack / (c->k - LH);
+            x = x < lim ? x : lim;
+            if (x <= 0)
+                break;
+        }
+        Q += (int32_t)x;
+        cost += x * c->k;
+        rem -= (int32_t)x;
+        if (want_pieces)
+            e->pieces[(*npieces)++] = (piece){c->pool, (int32_t)x};
+    }
+    if (w->aon && Q < w->gpus)
+        return;
+    *q_out = Q;
+    *cost_out = cost;
+}
+
+void resv_search(engine *e, const want *w, plan *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->start = -1;
+    const model *md = MODEL(e, w->model);
+    uint32_t np = 0;
+    for (uint32_t i = 0; i < md->nmarkets; i++) {
+        const market *m = MARKET(e, md->markets[i]);
+        if (w->region && m->region != w->region)
+            continue;
+        grow((void **)&e->sc_pools, &e->sc_pools_cap, np + m->npools, sizeof(uint32_t));
+        for (uint32_t j = 0; j < m->npools; j++) {
+            const pool *p = POOL(e, m->pools[j]);
+            if (p->account != w->account && p->noffers > 0)
+                e->sc_pools[np++] = m->pools[j];
+        }
+    }
+    if (np == 0 || w->lo > w->hi)
+        return;
+    grow((void **)&e->sc_cand, &e->sc_cand_cap, (size_t)np * SEARCH_CHUNK, sizeof(cand));
+    grow((void **)&e->sc_sel, &e->sc_sel_cap, np, sizeof(cand));
+    grow((void **)&e->pieces, &e->pieces_cap, np, sizeof(piece));
+
+    int32_t bq = 0;
+    int64_t bc = 0, bs = -1;
+    for (int64_t cs = w->lo; cs <= w->hi; cs += SEARCH_CHUNK) {
+        int wn = (int)(w->hi - cs + 1 < SEARCH_CHUNK ? w->hi - cs + 1 : SEARCH_CHUNK);
+        for (uint32_t j = 0; j < np; j++)
+            if (!pool_window(e, e->sc_pools[j], cs, wn, w, &e->sc_cand[j], np))
+                for (int i = 0; i < wn; i++)
+                    e->sc_cand[(size_t)i * np + j] = (cand){0, 0, 0, e->sc_pools[j]};
+        for (int i = 0; i < wn; i++) {
+            int32_t q;
+            int64_t cost;
+            eval_start(e, w, &e->sc_cand[(size_t)i * np], np, &q, &cost, false, NULL);
+            if (q > 0 && (q > bq || (q == bq && cost < bc))) {
+                bq = q;
+                bc = cost;
+                bs = cs + i;
+            }
+        }
+    }
+    if (bs < 0)
+        return;
+    /* The pieces at the best start. */
+    for (uint32_t j = 0; j < np; j++)
+        if (!pool_window(e, e->sc_pools[j], bs, 1, w, &e->sc_cand[j], 1))
+            e->sc_cand[j] = (cand){0, 0, 0, e->sc_pools[j]};
+    int32_t q;
+    int64_t cost;
+    eval_start(e, w, e->sc_cand, np, &q, &cost, true, &out->npieces);
+    CAPX_ASSERT(q == bq && cost == bc);
+    out->start = bs;
+    out->gpus = q;
+    out->cost = cost;
+}
+
+/* Walk the contracts of a plan: one per (piece, offer segment). */
+typedef void (*segment_fn)(engine *e, void *ctx, uint32_t pi, const offer *of, int32_t gpus,
+                           int64_t s0, int64_t s1);
+
+static void walk_piece(engine *e, piece pc, int64_t s, int64_t end, segment_fn fn, void *ctx)
+{
+    const pool *pl = POOL(e, pc.pool);
+    int64_t at = s;
+    for (uint32_t j = first_offer(e, pl, s); j < pl->noffers && at < end; j++) {
+        const offer *of = OFFER(e, pl->offers[j]);
+        CAPX_ASSERT(of->start <= at); /* every hour of a piece is offered */
+        int64_t s1 = of->end < end ? of->end : end;
+        fn(e, ctx, pc.pool, of, pc.gpus, at, s1);
+        at = s1;
+    }
+    CAPX_ASSERT(at == end);
+}
+
+typedef struct apply_ctx {
+    order *o;
+    int64_t total;
+    uint32_t cur_pool;
+} apply_ctx;
+
+static void apply_segment(engine *e, void *vctx, uint32_t pi, const offer *of, int32_t gpus,
+                          int64_t s0, int64_t s1)
+{
+    apply_ctx *ac = vctx;
+    pool *p = POOL(e, pi);
+    market *m = MARKET(e, p->market);
+    /* No pool-hour oversold (release assertion). */
+    CAPX_ASSERT(soldmap_max(&p->sold, &e->arena, s0, s1) + gpus <= of->gpus);
+    int64_t amount;
+    CAPX_ASSERT(capx_mul3_i64(of->price, gpus, s1 - s0, &amount) == 0);
+    ac->total += amount;
+    engine_event ev = {0};
+    ev.kind = ENGINE_EV_FILL;
+    ev.order = ac->o->id;
+    ev.offer = of->id;
+    ev.pool = p->id;
+    ev.buyer = ac->o->account;
+    ev.provider = p->account;
+    ev.model = m->model;
+    ev.region = m->region;
+    ev.seq = e->next_trade++;
+    ev.gpus = gpus;
+    ev.filled = ac->o->filled;
+    ev.start = s0;
+    ev.end = s1;
+    ev.price = of->price;
+    ev.amount = amount;
+    engine_trade *tr = &m->trades[m->trade_head];
+    *tr = (engine_trade){ev.seq, of->price, gpus, s0, s1, e->now};
+    m->trade_head = (m->trade_head + 1) % ENGINE_TRADES_KEPT;
+    if (m->ntrades < ENGINE_TRADES_KEPT)
+        m->ntrades++;
+    m->last_price = of->price;
+    emit(e, &ev);
+}
+
+void resv_apply(engine *e, order *o, const want *w, const plan *p)
+{
+    apply_ctx ac = {o, 0, NONE32};
+    int64_t end = p->start + w->hours;
+    for (uint32_t k = 0; k < p->npieces; k++) {
+        piece pc = e->pieces[k];
+        o->gpus -= pc.gpus;
+        o->filled += pc.gpus;
+        CAPX_ASSERT(o->gpus >= 0);
+        walk_piece(e, pc, p->start, end, apply_segment, &ac);
+        soldmap_add(&POOL(e, pc.pool)->sold, &e->arena, p->start, end, pc.gpus);
+    }
+    /* Every fill within its limit; all-or-none respected. */
+    CAPX_ASSERT(ac.total == p->cost);
+    CAPX_ASSERT(ac.total <= w->limit * w->hours * p->gpus);
+    CAPX_ASSERT(!w->aon || p->gpus == w->gpus);
+}
+
+typedef struct pieces_ctx {
+    engine_piece *out;
+    size_t cap, n;
+    int64_t total;
+} pieces_ctx;
+
+static void piece_segment(engine *e, void *vctx, uint32_t pi, const offer *of, int32_t gpus,
+                          int64_t s0, int64_t s1)
+{
+    pieces_ctx *pc = vctx;
+    int64_t amount = of->price * gpus * (s1 - s0);
+    if (pc->n < pc->cap)
+        pc->out[pc->n] = (engine_piece){POOL(e, pi)->id, of->id, s0, s1, of->price, amount, gpus};
+    pc->n++;
+    pc->total += amount;
+}
+
+void resv_pieces(engine *e, const want *w, const plan *p, engine_quote_result *q, engine_piece *out,
+                 size_t cap)
+{
+    pieces_ctx pc = {out, cap, 0, 0};
+    for (uint32_t k = 0; k < p->npieces; k++)
+        walk_piece(e, e->pieces[k], p->start, p->start + w->hours, piece_segment, &pc);
+    q->fillable = true;
+    q->gpus = p->gpus;
+    q->start = p->start;
+    q->total = pc.total;
+    q->npieces = pc.n;
+}
