@@ -15,5 +15,5 @@ if [ -f "$CAPX_VAR/capxd.pid" ]; then
     fi
     rm -f "$CAPX_VAR/capxd.pid"
 fi
-"$root/deploy/pg.sh" stop >/dev/null
+[ -n "${CAPX_DATABASE:-}" ] || "$root/deploy/pg.sh" stop >/dev/null
 echo "capx is down (data kept in $CAPX_VAR)"

@@ -7,7 +7,8 @@
 # Environment: CAPX_VAR (default ./var), CAPX_PORT (8443), CAPX_PGPORT (54329),
 # CAPX_CLOCK (real, or sim:2027-01-01T00:00:00Z), CAPX_BUILD_DIR (default ./build, built as
 # Release when capxd is missing or older than its sources). Any other CAPX_* setting of
-# capxd (see capxd --help) passes through. Starts only what is down; runs beside another
+# capxd (see capxd --help) passes through; with CAPX_DATABASE set, that database is used
+# and no private PostgreSQL is started. Starts only what is down; runs beside another
 # dev-up with another CAPX_VAR and other ports.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,7 +30,10 @@ if [ ! -x "$capxd" ] || [ -n "$(find "$root"/{common,server,schema,ledger,matchi
 fi
 admin="$build/clients/capx-admin"
 
-"$root/deploy/pg.sh" start >/dev/null
+# An external database (CAPX_DATABASE) is used as it is; otherwise the private cluster.
+if [ -z "${CAPX_DATABASE:-}" ]; then
+    "$root/deploy/pg.sh" start >/dev/null
+fi
 "$admin" migrate >/dev/null
 
 # A self-signed certificate for 127.0.0.1 and localhost (ECDSA P-256).

@@ -115,11 +115,15 @@ stop)
     fi
     ;;
 kill9)
-    # For crash tests: the postmaster dies without a shutdown checkpoint.
+    # For crash tests: the postmaster and every backend die at once, without a checkpoint.
     if [ -f "$data/db/postmaster.pid" ]; then
-        kill -9 "$(head -1 "$data/db/postmaster.pid")" 2>/dev/null || true
-        sleep 0.5
-        pkill -9 -f -- "-D $data/db" 2>/dev/null || true
+        pm=$(head -1 "$data/db/postmaster.pid")
+        kids=$(pgrep -P "$pm" 2>/dev/null || true)
+        kill -9 "$pm" $kids 2>/dev/null || true
+        for _ in $(seq 1 50); do
+            kill -0 "$pm" $kids 2>/dev/null || break
+            sleep 0.1
+        done
     fi
     ;;
 status)

@@ -57,7 +57,8 @@ struct http_conn {
     struct ip_count *ip;
     int in_process;                /* inside process_input */
     int sent_continue;             /* 100 Continue already written for this request */
-    int handled;                   /* a request was handed to the application */
+    int linger;                    /* closing with a body unread: drain it for a moment first */
+    size_t lingered;               /* bytes discarded while lingering */
     struct http_conn *prev, *next; /* all open connections */
     struct http_conn *reap_next;
 };
@@ -263,10 +264,26 @@ static void conn_close(struct http_conn *c, const char *why)
 
 /* ---- writing answers ---- */
 
+#define LINGER_MS    1000
+#define LINGER_BYTES (8u << 20)
+
+/*
+ * Once the last answer is flushed the connection closes — except when the client may still
+ * be sending a body we refused (413, or a refusal decided from the headers): closing with
+ * unread input would make the kernel reset the connection and the client could lose our
+ * answer, so the input is read and thrown away for up to LINGER_MS first.
+ */
 static void on_write(struct bufferevent *bev, void *arg)
 {
     struct http_conn *c = arg;
-    if (c->phase == PH_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+    if (c->phase != PH_CLOSING || evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+        return;
+    if (c->linger == 1) {
+        c->linger = 2;
+        arm(c, LINGER_MS);
+        return;
+    }
+    if (c->linger == 0)
         conn_close(c, "answered, closing");
 }
 
@@ -330,7 +347,12 @@ void http_reply(struct http_req *req, int status, const char *content_type, cons
     if (close_after) {
         c->phase = PH_CLOSING;
         arm(c, s->lim.write_timeout_ms);
-        bufferevent_disable(c->bev, EV_READ);
+        if (c->hp.state != HP_COMPLETE && (c->hp.content_length > 0 || c->hp.chunked)) {
+            c->linger = 1;
+            bufferevent_enable(c->bev, EV_READ);
+        } else {
+            bufferevent_disable(c->bev, EV_READ);
+        }
         on_write(c->bev, c); /* already flushed? */
         return;
     }
@@ -435,8 +457,16 @@ static void process_input(struct http_conn *c)
 
 static void on_read(struct bufferevent *bev, void *arg)
 {
-    UNUSED(bev);
-    process_input(arg);
+    struct http_conn *c = arg;
+    if (c->phase == PH_CLOSING) {
+        struct evbuffer *in = bufferevent_get_input(bev);
+        c->lingered += evbuffer_get_length(in);
+        evbuffer_drain(in, evbuffer_get_length(in));
+        if (c->lingered > LINGER_BYTES)
+            conn_close(c, "lingered enough");
+        return;
+    }
+    process_input(c);
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
