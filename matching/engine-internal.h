@@ -68,6 +68,7 @@ typedef struct order {
     int32_t filled;       /* GPUs filled */
     int32_t hours;        /* contract length */
     uint32_t model;       /* model index */
+    uint32_t fixed_pool;  /* single_pool order partly filled: its pool, else NONE32 */
     uint8_t aon, single, tif, live;
 } order;
 
@@ -149,7 +150,8 @@ typedef struct plan {
 typedef struct want {
     uint64_t account, region;
     uint32_t model;
-    int64_t lo, hi; /* start hours to try */
+    uint32_t only_pool; /* NONE32, or the one pool a partly filled single_pool order may use */
+    int64_t lo, hi;     /* start hours to try */
     int32_t gpus, hours;
     int64_t limit;
     bool aon, single;

@@ -392,6 +392,7 @@ static void order_done(engine *e, uint32_t oi, uint8_t reason)
     ev.gpus = o->gpus;
     ev.filled = o->filled;
     ev.start = o->fixed;
+    ev.pool = o->fixed_pool == NONE32 ? 0 : POOL(e, o->fixed_pool)->id;
     idmap_del(&e->order_ids, o->id);
     o->live = 0;
     slab_del(&e->orders, oi);
@@ -557,6 +558,7 @@ static void want_of(engine *e, const order *o, want *w)
     w->account = o->account;
     w->region = o->region;
     w->model = o->model;
+    w->only_pool = o->fixed_pool;
     if (o->fixed >= 0) {
         w->lo = w->hi = o->fixed;
     } else {
@@ -594,6 +596,8 @@ static bool order_try(engine *e, uint32_t oi, bool resting)
     }
     /* Partly filled: the rest keeps this start. */
     CAPX_ASSERT(!o->aon);
+    if (o->single && o->fixed_pool == NONE32)
+        o->fixed_pool = e->pieces[0].pool; /* one piece: the rest comes from the same pool */
     if (o->fixed < 0) {
         o->fixed = p.start;
         o->dead_at = p.start + 1;
@@ -614,6 +618,7 @@ static uint32_t order_new(engine *e, const engine_order_spec *s, uint64_t seq)
     o->start = s->start;
     o->latest = s->latest_start < s->start ? s->start : s->latest_start;
     o->fixed = -1;
+    o->fixed_pool = NONE32;
     o->limit = s->limit_price;
     o->dead_at = o->latest + 1;
     o->gpus = s->gpus;
@@ -677,6 +682,7 @@ int engine_quote(engine *e, int64_t now, const engine_order_spec *s, engine_quot
     w.account = s->account;
     w.region = s->region;
     w.model = mi;
+    w.only_pool = NONE32;
     w.lo = s->start < cur_of(n) ? cur_of(n) : s->start;
     w.hi = s->latest_start < s->start ? s->start : s->latest_start;
     w.gpus = s->gpus;
@@ -802,15 +808,20 @@ int engine_restore_sold(engine *e, uint64_t pool_id, int64_t start, int64_t end,
 }
 
 int engine_restore_order(engine *e, const engine_order_spec *s, uint64_t seq, int32_t filled,
-                         int64_t fixed_start)
+                         int64_t fixed_start, uint64_t fixed_pool)
 {
     if (seq == 0 || order_check(e, s, true) < 0 || filled < 0 || filled >= s->gpus ||
-        (filled > 0 && (fixed_start < 0 || s->all_or_none)) || s->tif != ENGINE_GTC)
+        (filled > 0 && (fixed_start < 0 || s->all_or_none)) || s->tif != ENGINE_GTC ||
+        (fixed_pool && !s->single_pool))
         return engine_fail(e, ENGINE_EINVAL);
+    uint32_t fp = NONE32;
+    if (fixed_pool && (fp = idmap_get(&e->pool_ids, fixed_pool)) == IDMAP_NONE)
+        return engine_fail(e, ENGINE_ENOTFOUND);
     uint32_t oi = order_new(e, s, seq);
     order *o = ORDER(e, oi);
     o->gpus = s->gpus - filled;
     o->filled = filled;
+    o->fixed_pool = fp;
     if (fixed_start >= 0) {
         o->fixed = fixed_start;
         o->dead_at = fixed_start + 1;
@@ -1064,6 +1075,7 @@ uint64_t engine_digest(const engine *e)
             h = dig(h, (uint64_t)o->start);
             h = dig(h, (uint64_t)o->latest);
             h = dig(h, (uint64_t)o->fixed);
+            h = dig(h, o->fixed_pool == NONE32 ? 0 : POOL(e, o->fixed_pool)->id);
             h = dig(h, (uint64_t)o->limit);
             h = dig(h, (uint64_t)o->gpus);
             h = dig(h, (uint64_t)o->filled);

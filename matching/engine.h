@@ -55,7 +55,7 @@ enum engine_tif {
 enum engine_event_kind {
     ENGINE_EV_ORDER_ACCEPTED = 1, /* order, seq: a reservation order entered the book */
     ENGINE_EV_FILL,               /* one contract: order, offer, pool, gpus, [start,end), price */
-    ENGINE_EV_ORDER_DONE,         /* order leaves the book: reason, filled, gpus (unfilled) */
+    ENGINE_EV_ORDER_DONE,         /* order leaves: reason, filled, gpus (unfilled), start, pool */
     ENGINE_EV_OFFER_ACCEPTED,     /* offer, seq (reservation or spot offer) */
     ENGINE_EV_OFFER_DONE,         /* offer leaves the book: reason */
     ENGINE_EV_SPOT_BID_ACCEPTED,  /* order (the bid), seq */
@@ -93,7 +93,7 @@ typedef struct engine_event {
     uint64_t seq;      /* *_ACCEPTED: the entity's sequence number; FILL: the trade number */
     int64_t gpus;      /* FILL/WON/PREEMPTED: GPUs; ORDER_DONE: unfilled; ROUND: running */
     int64_t filled;    /* ORDER_DONE/FILL: GPUs filled so far; ROUND: bids that won */
-    int64_t start;     /* FILL: first hour; ORDER_DONE: the fixed start, or -1 */
+    int64_t start;     /* FILL: first hour; ORDER_DONE: the fixed start, or -1 (pool: fixed pool) */
     int64_t end;       /* FILL: hour after the last */
     int64_t price;     /* FILL: ask; WON/ROUND: clearing price */
     int64_t amount;    /* FILL: price * gpus * hours */
@@ -220,9 +220,10 @@ MUSTCHECK int engine_restore_offer(engine *e, const engine_offer_spec *s, uint64
 MUSTCHECK int engine_restore_sold(engine *e, uint64_t pool, int64_t start, int64_t end,
                                   int32_t gpus);
 /* An open order: s->gpus is the original size, filled the GPUs filled so far, fixed_start the
- * start its fills fixed (or -1). */
+ * start its fills fixed (or -1), fixed_pool the pool of a partly filled single_pool order (or
+ * 0) — both as the ORDER_DONE / FILL events reported them. */
 MUSTCHECK int engine_restore_order(engine *e, const engine_order_spec *s, uint64_t seq,
-                                   int32_t filled, int64_t fixed_start);
+                                   int32_t filled, int64_t fixed_start, uint64_t fixed_pool);
 MUSTCHECK int engine_restore_spot_offer(engine *e, const engine_spot_offer_spec *s, uint64_t seq);
 /* running_pool: the pool a running bid runs in, or 0 when it is bidding. */
 MUSTCHECK int engine_restore_spot_bid(engine *e, const engine_spot_bid_spec *s, uint64_t seq,

@@ -241,7 +241,12 @@ void resv_search(engine *e, const want *w, plan *out)
     out->start = -1;
     const model *md = MODEL(e, w->model);
     uint32_t np = 0;
-    for (uint32_t i = 0; i < md->nmarkets; i++) {
+    grow((void **)&e->sc_pools, &e->sc_pools_cap, 1, sizeof(uint32_t));
+    if (w->only_pool != NONE32) {
+        if (POOL(e, w->only_pool)->noffers > 0)
+            e->sc_pools[np++] = w->only_pool;
+    }
+    for (uint32_t i = 0; i < md->nmarkets && w->only_pool == NONE32; i++) {
         const market *m = MARKET(e, md->markets[i]);
         if (w->region && m->region != w->region)
             continue;

@@ -432,7 +432,7 @@ static uint32_t seg_first(const int32_t *seg, uint32_t node, uint32_t lo, uint32
 static void auction(engine *e, uint32_t mk)
 {
     market *m = MARKET(e, mk);
-    if (m->sp_dirty)
+    if (m->sp_dirty || m->seg_size == 0)
         sp_rebuild(e, m);
     uint32_t size = m->seg_size;
     int32_t *seg = m->seg;
