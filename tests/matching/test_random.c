@@ -193,6 +193,10 @@ static engine_order_spec random_order(world *w, int64_t cur)
     s.start = cur + rr(-2, 14);
     s.latest_start = rr(0, 2) ? s.start : s.start + rr(-1, 5);
     s.hours = rr(1, 8);
+    if (cur < 150 && rr(0, 25) == 0) { /* now and then: long contracts, wide windows */
+        s.hours = rr(20, 140);
+        s.latest_start = s.start + rr(0, 100);
+    }
     s.gpus = rr(0, 40) == 0 ? 0 : rr(1, 14);
     s.limit_price = rr(9, 16);
     s.all_or_none = rr(0, 1);
@@ -239,6 +243,8 @@ static void run_stream(uint64_t seed, int ncmds)
             s.pool = 100 + rr(0, w.npools - (rr(0, 30) != 0));
             s.start = cur + rr(-1, 16);
             s.end = s.start + rr(0, 24);
+            if (cur < 150 && rr(0, 8) == 0)
+                s.end = s.start + rr(40, 200);
             s.price = rr(10, 14);
             s.gpus = rr(1, 16);
             a = engine_offer(e, now, &s);
