@@ -39,6 +39,12 @@ typedef struct offer {
     uint8_t live;       /* 1 while open */
 } offer;
 
+/* A pool and its lowest open ask per GPU-hour: a lower bound on what it can charge. */
+typedef struct lbent {
+    int64_t lb;
+    uint32_t pool;
+} lbent;
+
 typedef struct pool {
     uint64_t id, account; /* caller's pool id, provider account */
     uint32_t market;      /* market index */
@@ -46,6 +52,7 @@ typedef struct pool {
     uint32_t *offers;     /* open reservation offers, sorted by start (never overlapping) */
     uint32_t noffers, offers_cap;
     soldmap sold;         /* GPUs sold per hour */
+    int64_t min_price;    /* lowest price of its open offers (INT64_MAX / 4 when none) */
     uint32_t spot_offer;  /* open spot offer index, or NONE32 */
     uint32_t spot_pos;    /* position in the market's sorted spot pools */
     int32_t spot_supply;  /* this round's spot GPUs */
@@ -104,6 +111,9 @@ typedef struct market {
     int32_t *seg;    /* segment tree of GPUs left this round over sp, size 2*seg_size */
     uint32_t nsp, sp_cap, seg_size;
     bool sp_dirty; /* sp must be rebuilt */
+    lbent *bylb; /* its pools by lowest ask, rebuilt when dirty */
+    uint32_t nbylb, bylb_cap;
+    bool bylb_dirty;
     /* market data */
     engine_trade trades[ENGINE_TRADES_KEPT]; /* ring */
     uint32_t ntrades, trade_head;
@@ -116,6 +126,9 @@ typedef struct model {
     uint32_t nmarkets, markets_cap;
     uint32_t *resting; /* resting order indices by (limit desc, seq asc) */
     uint32_t nresting, resting_cap;
+    lbent *bylb; /* all its markets' pools by lowest ask, rebuilt when dirty */
+    uint32_t nbylb, bylb_cap;
+    bool bylb_dirty;
 } model;
 
 typedef struct heap_ent {
@@ -224,6 +237,8 @@ uint32_t engine_market_get(engine *e, uint64_t model, uint64_t region, bool crea
 uint32_t engine_model_get(engine *e, uint64_t model, bool create);
 int engine_fail(engine *e, enum engine_error err);
 int engine_advance(engine *e, int64_t now);
+void engine_bylb_rebuild(engine *e, lbent **arr, uint32_t *n, uint32_t *cap,
+                         const uint32_t *markets, uint32_t nmarkets);
 
 /* resv.c */
 void resv_search(engine *e, const want *w, plan *out);

@@ -130,11 +130,13 @@ void engine_free(engine *e)
         free(m->sp);
         free(m->sp_res);
         free(m->seg);
+        free(m->bylb);
     }
     for (uint32_t i = 0; i < e->models.n; i++) {
         model *md = MODEL(e, i);
         free(md->markets);
         free(md->resting);
+        free(md->bylb);
     }
     slab_free(&e->pools);
     slab_free(&e->offers);
@@ -204,12 +206,14 @@ size_t engine_memory(const engine *e)
     for (uint32_t i = 0; i < e->markets.n; i++) {
         const market *m = MARKET(e, i);
         b += (size_t)(m->pools_cap + m->levels_cap) * sizeof(uint32_t);
+        b += (size_t)m->bylb_cap * sizeof(lbent);
         b += (size_t)m->sp_cap * (sizeof(uint32_t) + sizeof(int64_t)) +
              (size_t)m->seg_size * 2 * sizeof(int32_t);
     }
     for (uint32_t i = 0; i < e->models.n; i++) {
         const model *md = MODEL(e, i);
         b += (size_t)(md->markets_cap + md->resting_cap) * sizeof(uint32_t);
+        b += (size_t)md->bylb_cap * sizeof(lbent);
     }
     size_t hourly = SEARCH_CHUNK + ENGINE_MAX_HOURS + 1;
     b += hourly * (3 * sizeof(int32_t) + sizeof(int64_t));
@@ -284,6 +288,7 @@ int engine_add_pool(engine *e, uint64_t id, uint64_t account, uint64_t model_id,
     p->market = mk;
     p->gpus = gpus;
     p->spot_offer = NONE32;
+    p->min_price = INT64_MAX / 4;
     soldmap_init(&p->sold);
     idmap_put(&e->pool_ids, id, pi);
     market *m = MARKET(e, mk);
@@ -401,6 +406,44 @@ static void order_done(engine *e, uint32_t oi, uint8_t reason)
 
 /* ---------------------------------------------------------------- offers */
 
+static int lbent_cmp(const void *a, const void *b)
+{
+    const lbent *x = a, *y = b;
+    if (x->lb != y->lb)
+        return x->lb < y->lb ? -1 : 1;
+    return x->pool < y->pool ? -1 : x->pool > y->pool;
+}
+
+void engine_bylb_rebuild(engine *e, lbent **arr, uint32_t *n, uint32_t *cap,
+                         const uint32_t *markets, uint32_t nmarkets)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < nmarkets; i++) {
+        const market *m = MARKET(e, markets[i]);
+        grow32((void **)arr, cap, k + m->npools, sizeof(lbent));
+        for (uint32_t j = 0; j < m->npools; j++) {
+            const pool *p = POOL(e, m->pools[j]);
+            if (p->noffers > 0)
+                (*arr)[k++] = (lbent){p->min_price, m->pools[j]};
+        }
+    }
+    qsort(*arr, k, sizeof(lbent), lbent_cmp);
+    *n = k;
+}
+
+/* The pool's offers changed: its lowest ask and the cheapest-first lists. */
+static void pool_offers_changed(engine *e, pool *p)
+{
+    int64_t mn = INT64_MAX / 4;
+    for (uint32_t i = 0; i < p->noffers; i++)
+        if (OFFER(e, p->offers[i])->price < mn)
+            mn = OFFER(e, p->offers[i])->price;
+    p->min_price = mn;
+    market *m = MARKET(e, p->market);
+    m->bylb_dirty = true;
+    MODEL(e, m->model_idx)->bylb_dirty = true;
+}
+
 /* Index in p->offers of the first open offer with end > hour. */
 static uint32_t pool_offer_from(engine *e, const pool *p, int64_t hour)
 {
@@ -421,6 +464,7 @@ static void pool_offer_remove(engine *e, pool *p, uint32_t oi)
     CAPX_ASSERT(pos < p->noffers && p->offers[pos] == oi);
     memmove(p->offers + pos, p->offers + pos + 1, (p->noffers - pos - 1) * sizeof(uint32_t));
     p->noffers--;
+    pool_offers_changed(e, p);
 }
 
 static void offer_done(engine *e, uint32_t oi, uint8_t reason)
@@ -534,6 +578,7 @@ static uint32_t offer_insert(engine *e, const engine_offer_spec *s, uint32_t pi,
     memmove(p->offers + pos + 1, p->offers + pos, (p->noffers - pos) * sizeof(uint32_t));
     p->offers[pos] = oi;
     p->noffers++;
+    pool_offers_changed(e, p);
     heap_push(e, s->end, seq, oi, true);
     return oi;
 }

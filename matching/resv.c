@@ -99,7 +99,31 @@ static bool pool_window(engine *e, uint32_t pi, int64_t cs, int wn, const want *
         }
         return true;
     }
-    /* General: hourly unsold GPUs and prices over the span. */
+    if (wn <= 4) {
+        /* Few starts: walk the offers each start's interval meets (usually one or two). */
+        for (int i = 0; i < wn; i++) {
+            int64_t s = cs + i, end = s + H, at = s, k = 0;
+            int32_t c = G;
+            uint64_t seq = 0;
+            for (uint32_t j = first_offer(e, p, s); j < p->noffers && at < end; j++) {
+                const offer *of = OFFER(e, p->offers[j]);
+                if (of->start > at) /* an hour without an offer */
+                    break;
+                int64_t s1 = of->end < end ? of->end : end;
+                if (seq == 0)
+                    seq = of->seq;
+                int32_t v = of->gpus - soldmap_max(&p->sold, &e->arena, at, s1);
+                c = v < c ? v : c;
+                k += of->price * (s1 - at);
+                at = s1;
+            }
+            if (at < end || c < 0)
+                c = 0;
+            out[i * stride] = (cand){k, seq, c, pi};
+        }
+        return true;
+    }
+    /* Many starts: hourly unsold GPUs and prices over the span, sliding windows. */
     int len = wn - 1 + H;
     int32_t *avail = e->sc_avail;
     int64_t *pre = e->sc_price; /* prefix sums of prices */
@@ -154,8 +178,8 @@ static int cand_cmp(const void *a, const void *b)
  * The fill at one start from its candidates row[0..np): GPUs and total; the pieces go to
  * e->pieces when want_pieces.
  */
-static void eval_start(engine *e, const want *w, const cand *row, uint32_t np, int32_t *q_out,
-                       int64_t *cost_out, bool want_pieces, uint32_t *npieces)
+static void eval_start(engine *e, const want *w, const cand *row, size_t stride, uint32_t np,
+                       int32_t *q_out, int64_t *cost_out, bool want_pieces, uint32_t *npieces)
 {
     int64_t LH = w->limit * w->hours;
     *q_out = 0;
@@ -168,7 +192,7 @@ static void eval_start(engine *e, const want *w, const cand *row, uint32_t np, i
         uint64_t bseq = 0;
         uint32_t bpool = NONE32;
         for (uint32_t j = 0; j < np; j++) {
-            const cand *c = &row[j];
+            const cand *c = &row[j * stride];
             if (c->c <= 0 || c->k > LH || (w->aon && c->c < w->gpus))
                 continue;
             int64_t cost = c->k * c->c;
@@ -191,9 +215,9 @@ static void eval_start(engine *e, const want *w, const cand *row, uint32_t np, i
     uint32_t n = 0;
     int64_t total = 0;
     for (uint32_t j = 0; j < np; j++)
-        if (row[j].c > 0) {
-            sel[n++] = row[j];
-            total += row[j].c;
+        if (row[j * stride].c > 0) {
+            sel[n++] = row[j * stride];
+            total += row[j * stride].c;
         }
     if (w->aon && total < w->gpus)
         return;
@@ -235,46 +259,113 @@ static void eval_start(engine *e, const want *w, const cand *row, uint32_t np, i
     *cost_out = cost;
 }
 
+/* The pools an order may use, cheapest (by lowest ask) first; n in *n. */
+static const lbent *pool_list(engine *e, const want *w, uint32_t *n, lbent *one)
+{
+    if (w->only_pool != NONE32) {
+        *one = (lbent){POOL(e, w->only_pool)->min_price, w->only_pool};
+        *n = 1;
+        return one;
+    }
+    model *md = MODEL(e, w->model);
+    if (w->region == 0) {
+        if (md->bylb_dirty)
+            engine_bylb_rebuild(e, &md->bylb, &md->nbylb, &md->bylb_cap, md->markets,
+                                md->nmarkets);
+        md->bylb_dirty = false;
+        *n = md->nbylb;
+        return md->bylb;
+    }
+    for (uint32_t i = 0; i < md->nmarkets; i++) {
+        market *m = MARKET(e, md->markets[i]);
+        if (m->region != w->region)
+            continue;
+        if (m->bylb_dirty)
+            engine_bylb_rebuild(e, &m->bylb, &m->nbylb, &m->bylb_cap, &md->markets[i], 1);
+        m->bylb_dirty = false;
+        *n = m->nbylb;
+        return m->bylb;
+    }
+    *n = 0;
+    return NULL;
+}
+
+/*
+ * Figures for starts cs..cs+wn-1 of the pools in `list`, cheapest lowest-ask first, into
+ * e->sc_cand (pool j's column at j * SEARCH_CHUNK), stopping once no further pool can enter
+ * any start's fill: a start is settled when the pools seen hold at least gpus GPUs all
+ * strictly cheaper than the next pool's lowest possible price (one full pool for
+ * single_pool). Returns the number of pools evaluated (their indices in e->sc_pools).
+ */
+static uint32_t scan(engine *e, const want *w, int64_t cs, int wn, const lbent *list, uint32_t n)
+{
+    int64_t cap[SEARCH_CHUNK], kmax[SEARCH_CHUNK], bestfull[SEARCH_CHUNK];
+    bool done[SEARCH_CHUNK];
+    int open = wn;
+    int64_t LH = w->limit * w->hours;
+    for (int i = 0; i < wn; i++) {
+        cap[i] = kmax[i] = 0;
+        bestfull[i] = INT64_MAX;
+        done[i] = false;
+    }
+    uint32_t np = 0;
+    for (uint32_t t = 0; t < n; t++) {
+        /* no pool from here on is cheaper per GPU than lbh */
+        int64_t lbh = list[t].lb > ENGINE_MAX_PRICE ? INT64_MAX : list[t].lb * w->hours;
+        for (int i = 0; i < wn; i++) {
+            if (done[i])
+                continue;
+            if (w->single ? bestfull[i] < lbh : (cap[i] >= w->gpus && kmax[i] < lbh)) {
+                done[i] = true;
+                open--;
+            }
+        }
+        if (open == 0)
+            break;
+        uint32_t pi = list[t].pool;
+        const pool *p = POOL(e, pi);
+        if (p->account == w->account || p->noffers == 0)
+            continue;
+        grow((void **)&e->sc_cand, &e->sc_cand_cap, (size_t)(np + 1) * SEARCH_CHUNK, sizeof(cand));
+        grow((void **)&e->sc_pools, &e->sc_pools_cap, np + 1, sizeof(uint32_t));
+        cand *col = &e->sc_cand[(size_t)np * SEARCH_CHUNK];
+        if (!pool_window(e, pi, cs, wn, w, col, 1))
+            for (int i = 0; i < wn; i++)
+                col[i] = (cand){0, 0, 0, pi};
+        for (int i = 0; i < wn; i++) {
+            if (col[i].c <= 0)
+                continue;
+            cap[i] += col[i].c;
+            kmax[i] = col[i].k > kmax[i] ? col[i].k : kmax[i];
+            if (col[i].c >= w->gpus && col[i].k <= LH && col[i].k < bestfull[i])
+                bestfull[i] = col[i].k;
+        }
+        e->sc_pools[np++] = pi;
+    }
+    return np;
+}
+
 void resv_search(engine *e, const want *w, plan *out)
 {
     memset(out, 0, sizeof(*out));
     out->start = -1;
-    const model *md = MODEL(e, w->model);
-    uint32_t np = 0;
-    grow((void **)&e->sc_pools, &e->sc_pools_cap, 1, sizeof(uint32_t));
-    if (w->only_pool != NONE32) {
-        if (POOL(e, w->only_pool)->noffers > 0)
-            e->sc_pools[np++] = w->only_pool;
-    }
-    for (uint32_t i = 0; i < md->nmarkets && w->only_pool == NONE32; i++) {
-        const market *m = MARKET(e, md->markets[i]);
-        if (w->region && m->region != w->region)
-            continue;
-        grow((void **)&e->sc_pools, &e->sc_pools_cap, np + m->npools, sizeof(uint32_t));
-        for (uint32_t j = 0; j < m->npools; j++) {
-            const pool *p = POOL(e, m->pools[j]);
-            if (p->account != w->account && p->noffers > 0)
-                e->sc_pools[np++] = m->pools[j];
-        }
-    }
-    if (np == 0 || w->lo > w->hi)
+    lbent one;
+    uint32_t n;
+    const lbent *list = pool_list(e, w, &n, &one);
+    if (n == 0 || w->lo > w->hi)
         return;
-    grow((void **)&e->sc_cand, &e->sc_cand_cap, (size_t)np * SEARCH_CHUNK, sizeof(cand));
-    grow((void **)&e->sc_sel, &e->sc_sel_cap, np, sizeof(cand));
-    grow((void **)&e->pieces, &e->pieces_cap, np, sizeof(piece));
+    grow((void **)&e->sc_sel, &e->sc_sel_cap, n, sizeof(cand));
+    grow((void **)&e->pieces, &e->pieces_cap, n, sizeof(piece));
 
     int32_t bq = 0;
     int64_t bc = 0, bs = -1;
     for (int64_t cs = w->lo; cs <= w->hi; cs += SEARCH_CHUNK) {
         int wn = (int)(w->hi - cs + 1 < SEARCH_CHUNK ? w->hi - cs + 1 : SEARCH_CHUNK);
-        for (uint32_t j = 0; j < np; j++)
-            if (!pool_window(e, e->sc_pools[j], cs, wn, w, &e->sc_cand[j], np))
-                for (int i = 0; i < wn; i++)
-                    e->sc_cand[(size_t)i * np + j] = (cand){0, 0, 0, e->sc_pools[j]};
+        uint32_t np = scan(e, w, cs, wn, list, n);
         for (int i = 0; i < wn; i++) {
             int32_t q;
             int64_t cost;
-            eval_start(e, w, &e->sc_cand[(size_t)i * np], np, &q, &cost, false, NULL);
+            eval_start(e, w, &e->sc_cand[i], SEARCH_CHUNK, np, &q, &cost, false, NULL);
             if (q > 0 && (q > bq || (q == bq && cost < bc))) {
                 bq = q;
                 bc = cost;
@@ -284,13 +375,11 @@ void resv_search(engine *e, const want *w, plan *out)
     }
     if (bs < 0)
         return;
-    /* The pieces at the best start. */
-    for (uint32_t j = 0; j < np; j++)
-        if (!pool_window(e, e->sc_pools[j], bs, 1, w, &e->sc_cand[j], 1))
-            e->sc_cand[j] = (cand){0, 0, 0, e->sc_pools[j]};
+    /* The pieces at the best start (the same scan for that start alone). */
+    uint32_t np = scan(e, w, bs, 1, list, n);
     int32_t q;
     int64_t cost;
-    eval_start(e, w, e->sc_cand, np, &q, &cost, true, &out->npieces);
+    eval_start(e, w, e->sc_cand, SEARCH_CHUNK, np, &q, &cost, true, &out->npieces);
     CAPX_ASSERT(q == bq && cost == bc);
     out->start = bs;
     out->gpus = q;
