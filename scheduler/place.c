@@ -58,6 +58,8 @@ struct place {
     enum place_policy policy;
     struct frag_workload w; /* target workload (fgd, capx) */
     bool have_w;            /* w is set */
+    double r_cpu, r_mem;    /* GPU jobs' CPU milli and memory MiB per GPU milli, scaled */
+    struct place_params pp; /* capx tuning */
     struct rec *recs;       /* job records */
     uint32_t nrecs, caprecs, free_head;
     uint32_t *hash;          /* slots hold record index + 1; 0 = empty */
@@ -114,6 +116,7 @@ struct place *place_new(struct cluster *c, enum place_policy policy)
     p->hash = xcalloc(p->hcap, sizeof(*p->hash));
     p->shape_hash = xcalloc(2 * MAX_SHAPES, sizeof(*p->shape_hash));
     p->shapes = xcalloc(MAX_SHAPES, sizeof(*p->shapes));
+    place_params_default(&p->pp);
     return p;
 }
 
@@ -135,8 +138,9 @@ void place_free(struct place *p)
     free(p->frag_now);
     free(p->frag_tag);
     free(p->scratch);
-    if (p->have_w)
+    if (p->have_w) {
         frag_workload_free(&p->w);
+    }
     free(p);
 }
 
@@ -149,12 +153,78 @@ int place_set_workload(struct place *p, const struct job_spec *jobs, size_t n)
         frag_workload_free(&p->w);
     p->w = w;
     p->have_w = true;
+    /* what GPU work brings along per GPU milli (CPU-only jobs bring no GPU) */
+    double cpu = 0, mem = 0, gpu = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (jobs[i].gpus == 0)
+            continue;
+        cpu += (double)jobs[i].cpu_milli;
+        mem += (double)jobs[i].mem_mib;
+        gpu += (double)job_gpu_milli(&jobs[i]);
+    }
+    p->r_cpu = (gpu > 0 && cpu > 0 ? cpu / gpu : 1) * p->pp.cpu_ratio;
+    p->r_mem = (gpu > 0 && mem > 0 ? mem / gpu : 1) * p->pp.mem_ratio;
+    if (p->r_cpu <= 0)
+        p->r_cpu = 1e-9;
+    if (p->r_mem <= 0)
+        p->r_mem = 1e-9;
     /* every cached score was computed against the old workload */
     for (uint32_t i = 0; i < p->nshapes; i++)
         memset(p->shapes[i].ent, 0, p->shapes[i].ent_n * sizeof(*p->shapes[i].ent));
     if (p->frag_tag)
         memset(p->frag_tag, 0, p->frag_n * sizeof(*p->frag_tag));
     return 0;
+}
+
+void place_params_default(struct place_params *pp)
+{
+    pp->quantize = 1;
+    pp->cpu_strand = 3.0;
+    pp->mem_strand = 0.5;
+    pp->cpu_ratio = 0.8;
+    pp->mem_ratio = 0.9;
+    pp->fresh_gpu = 300.0;
+    pp->leftover = 0.1;
+}
+
+/* The parameter table: name, offset, bounds. */
+static const struct {
+    const char *name;
+    size_t off;
+    double min, max;
+} param_table[] = {
+    {"cpu_strand", offsetof(struct place_params, cpu_strand), 0, 1000},
+    {"mem_strand", offsetof(struct place_params, mem_strand), 0, 1000},
+    {"cpu_ratio", offsetof(struct place_params, cpu_ratio), 0.01, 100},
+    {"mem_ratio", offsetof(struct place_params, mem_ratio), 0.01, 100},
+    {"fresh_gpu", offsetof(struct place_params, fresh_gpu), 0, 1e6},
+    {"leftover", offsetof(struct place_params, leftover), 0, 1000},
+};
+
+int place_params_set(struct place_params *pp, const char *name, double value)
+{
+    if (strcmp(name, "quantize") == 0) {
+        if (value != 0 && value != 1)
+            return -1;
+        pp->quantize = (int)value;
+        return 0;
+    }
+    for (size_t i = 0; i < ARRAY_LEN(param_table); i++) {
+        if (strcmp(name, param_table[i].name) == 0) {
+            if (!(value >= param_table[i].min && value <= param_table[i].max))
+                return -1;
+            *(double *)((char *)pp + param_table[i].off) = value;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+void place_set_params(struct place *p, const struct place_params *pp)
+{
+    p->pp = *pp;
+    for (uint32_t i = 0; i < p->nshapes; i++)
+        memset(p->shapes[i].ent, 0, p->shapes[i].ent_n * sizeof(*p->shapes[i].ent));
 }
 
 struct cluster *place_cluster(struct place *p)
@@ -523,29 +593,67 @@ static double fgd_score(struct place *p, uint32_t i, const struct job_spec *j, u
     return (double)(int64_t)(sigmoid((before - after) / 1000.0) * 100.0);
 }
 
-/* capx: see docs/scheduler.md. The fragmentation growth, unquantised, decides;
- * the GPU inside the node is the one that grows it least (fullest on ties). */
+/* GPU milli of a node state that the CPU (memory) left could not feed if the
+ * rest of the node were filled with typical GPU work, which brings r_cpu CPU
+ * milli (r_mem MiB) with each GPU milli. */
+static double stranded(const struct place *p, int64_t gfree, int64_t cpu_free, int64_t mem_free)
+{
+    double s = 0;
+    double by_cpu = (double)cpu_free / p->r_cpu, by_mem = (double)mem_free / p->r_mem;
+    if ((double)gfree > by_cpu)
+        s += p->pp.cpu_strand * ((double)gfree - by_cpu);
+    if ((double)gfree > by_mem)
+        s += p->pp.mem_strand * ((double)gfree - by_mem);
+    return s;
+}
+
+/* capx's gain (higher is better) of j taking `mask` on node n: the fall in
+ * FGD's fragmentation plus the fall in stranded GPU, less the cost of opening
+ * a fresh GPU for a share and of the share's leftover on its GPU. */
+static double capx_gain(struct place *p, const struct cluster_node *n, const struct job_spec *j,
+                        double frag_before, uint32_t mask)
+{
+    int64_t gfree = node_gpu_free_total(n);
+    int64_t take = (int64_t)__builtin_popcount(mask) * j->gpu_milli;
+    double gain = frag_before - frag_after(p, n, j, mask);
+    gain += stranded(p, gfree, n->cpu_free, n->mem_free) -
+            stranded(p, gfree - take, n->cpu_free - j->cpu_milli, n->mem_free - j->mem_mib);
+    if (j->gpus == 1 && j->gpu_milli < CLUSTER_GPU_MILLI) {
+        int g = __builtin_ctz(mask);
+        gain -= p->pp.leftover * (double)(n->gpu_free[g] - j->gpu_milli);
+        if (n->gpu_free[g] == CLUSTER_GPU_MILLI)
+            gain -= p->pp.fresh_gpu;
+    }
+    return gain;
+}
+
+/* capx: see docs/scheduler.md. Inside the node, the GPU with the highest exact
+ * gain (fullest on ties); across nodes the gain is quantised like FGD's score
+ * so that near-equal nodes go to the earliest one, which packs. */
 static double capx_score(struct place *p, uint32_t i, const struct job_spec *j, uint32_t *mask)
 {
     const struct cluster_node *n = &p->c->nodes[i];
-    double before = node_frag_now(p, i);
+    double before = node_frag_now(p, i), gain;
     if (j->gpus == 1 && j->gpu_milli < CLUSTER_GPU_MILLI) {
-        double best = NOT_FIT;
         int best_g = -1;
+        gain = NOT_FIT;
         for (int g = 0; g < n->ngpu; g++) {
             if (!cluster_gpu_usable(n, g) || n->gpu_free[g] < j->gpu_milli)
                 continue;
-            double s = before - frag_after(p, n, j, 1u << g);
-            if (best_g < 0 || s > best || (s == best && n->gpu_free[g] < n->gpu_free[best_g])) {
-                best = s;
+            double s = capx_gain(p, n, j, before, 1u << g);
+            if (best_g < 0 || s > gain || (s == gain && n->gpu_free[g] < n->gpu_free[best_g])) {
+                gain = s;
                 best_g = g;
             }
         }
         *mask = 1u << best_g;
-        return best;
+    } else {
+        *mask = default_mask(n, j);
+        gain = capx_gain(p, n, j, before, *mask);
     }
-    *mask = default_mask(n, j);
-    return before - frag_after(p, n, j, *mask);
+    if (p->pp.quantize)
+        return (double)(int64_t)(sigmoid(gain / 1000.0) * 100.0);
+    return gain;
 }
 
 /* Score of non-gang job j on node i (NOT_FIT if it does not fit) and its GPUs. */

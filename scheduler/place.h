@@ -43,6 +43,17 @@ enum place_policy {
 };
 #define PLACE_DEFAULT_POLICY PLACE_CAPX
 
+/* Tuning of the capx policy; place_params_default gives the published defaults. */
+struct place_params {
+    int quantize;      /* 1: score int(100 × sigmoid(gain / 1000)), near-ties to node order */
+    double cpu_strand; /* weight of GPU milli stranded for lack of CPU */
+    double mem_strand; /* weight of GPU milli stranded for lack of memory */
+    double cpu_ratio;  /* scale on the workload's CPU per GPU milli */
+    double mem_ratio;  /* scale on the workload's memory per GPU milli */
+    double fresh_gpu;  /* cost, in GPU milli, of opening a fresh GPU for a share */
+    double leftover;   /* weight of the milli a share leaves free on its GPU */
+};
+
 /* A placed job: its spec and what it holds, one entry per node it touches. */
 struct place_job {
     struct job_spec spec;         /* as submitted */
@@ -64,6 +75,13 @@ void place_free(struct place *p);
  * jobs, e.g. recent history. Without one, fgd and capx fall back to best-fit
  * packing. 0, or -1 if n is 0. */
 MUSTCHECK int place_set_workload(struct place *p, const struct job_spec *jobs, size_t n);
+
+void place_params_default(struct place_params *pp);
+/* Sets one parameter by name (as in struct place_params); -1 if unknown or out of range. */
+MUSTCHECK int place_params_set(struct place_params *pp, const char *name, double value);
+/* Applies capx tuning to a placer (set it before place_set_workload: the
+ * ratios are read there). */
+void place_set_params(struct place *p, const struct place_params *pp);
 
 /* Places job j now. 0 placed; -1 not placed with the reason in err (invalid
  * spec, duplicate id, or "does not fit"). */

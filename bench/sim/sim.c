@@ -76,7 +76,8 @@ static double now(void)
 /* One seed. `models` is the template cluster holding the model table. */
 static int run_seed(const struct cluster *models, const struct trace_node *nodes, size_t nnodes,
                     const struct trace_pod *sorted, size_t npods, enum place_policy pol,
-                    uint64_t seed, double inflate, struct run_result *res)
+                    const struct place_params *pp, uint64_t seed, double inflate,
+                    struct run_result *res)
 {
     int ret = -1;
     struct cluster c;
@@ -147,6 +148,7 @@ static int run_seed(const struct cluster *models, const struct trace_node *nodes
     for (size_t i = 0; i < npods; i++)
         work[i] = sorted[i].spec;
     p = place_new(&c, pol);
+    place_set_params(p, pp);
     if (place_set_workload(p, work, npods) < 0)
         goto done;
     /* 3–4. one attempt each */
@@ -206,7 +208,9 @@ static int usage(void)
 {
     fprintf(stderr, "usage: capx-sim trace --nodes NODES.csv --pods PODS.csv "
                     "[--policy first-fit|best-fit|fgd|capx] (--seed S | --seeds A-B) "
-                    "[--inflate R]\n");
+                    "[--inflate R] [--param NAME=VALUE ...]\n"
+                    "  --param tunes the capx policy (names as in scheduler/place.h "
+                    "struct place_params)\n");
     return 2;
 }
 
@@ -229,6 +233,7 @@ static int cmd_trace(int argc, char **argv)
     uint64_t s0 = 0, s1 = 0;
     int have_seed = 0;
     double inflate = 1.3;
+    struct place_params pp;
     int ret = 1;
     char err[512];
     char *ntext = NULL, *ptext = NULL;
@@ -237,6 +242,7 @@ static int cmd_trace(int argc, char **argv)
     struct trace_pod *pods = NULL;
     struct cluster models;
     cluster_init(&models);
+    place_params_default(&pp);
 
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -266,6 +272,18 @@ static int cmd_trace(int argc, char **argv)
             if (parse_u64(lo, &s0) < 0 || parse_u64(dash + 1, &s1) < 0 || s1 < s0 || s1 - s0 > 1000)
                 return usage();
             have_seed = 2;
+        } else if (strcmp(a, "--param") == 0) {
+            const char *eq = strchr(v, '=');
+            char name[64], *end;
+            if (!eq || (size_t)(eq - v) >= sizeof(name))
+                return usage();
+            memcpy(name, v, (size_t)(eq - v));
+            name[eq - v] = '\0';
+            double x = strtod(eq + 1, &end);
+            if (end == eq + 1 || *end || place_params_set(&pp, name, x) < 0) {
+                fprintf(stderr, "capx-sim: bad --param '%s'\n", v);
+                return 2;
+            }
         } else if (strcmp(a, "--inflate") == 0) {
             char *end;
             inflate = strtod(v, &end);
@@ -299,7 +317,7 @@ static int cmd_trace(int argc, char **argv)
     double(*pct)[NREPORT] = xcalloc(nseeds, sizeof(*pct));
     struct run_result r = {0};
     for (uint64_t s = s0; s <= s1; s++) {
-        if (run_seed(&models, nodes, nnodes, pods, npods, pol, s, inflate, &r) < 0) {
+        if (run_seed(&models, nodes, nnodes, pods, npods, pol, &pp, s, inflate, &r) < 0) {
             free(pct);
             goto done;
         }
