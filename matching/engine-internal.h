@@ -45,6 +45,23 @@ typedef struct lbent {
     uint32_t pool;
 } lbent;
 
+/* Pools by lowest ask, for all hours or for one bucket of 1024 hours. */
+#define LB_BUCKET_SHIFT 10
+#define LB_BUCKETS      64 /* buckets kept from the first one asked for (7 years) */
+
+typedef struct lblist {
+    lbent *v; /* sorted by (lb, pool) */
+    uint32_t n, cap;
+    bool dirty; /* offers changed since it was built */
+} lblist;
+
+typedef struct lbset {
+    lblist all;   /* lb = the pool's lowest open ask */
+    lblist *bkt;  /* bkt[i]: bucket base + i, lb = lowest ask of offers meeting the bucket */
+    int64_t base; /* first bucket */
+    uint32_t nbkt;
+} lbset;
+
 typedef struct pool {
     uint64_t id, account; /* caller's pool id, provider account */
     uint32_t market;      /* market index */
@@ -111,9 +128,7 @@ typedef struct market {
     int32_t *seg;    /* segment tree of GPUs left this round over sp, size 2*seg_size */
     uint32_t nsp, sp_cap, seg_size;
     bool sp_dirty; /* sp must be rebuilt */
-    lbent *bylb; /* its pools by lowest ask, rebuilt when dirty */
-    uint32_t nbylb, bylb_cap;
-    bool bylb_dirty;
+    lbset lb; /* its pools by lowest ask */
     /* market data */
     engine_trade trades[ENGINE_TRADES_KEPT]; /* ring */
     uint32_t ntrades, trade_head;
@@ -126,9 +141,7 @@ typedef struct model {
     uint32_t nmarkets, markets_cap;
     uint32_t *resting; /* resting order indices by (limit desc, seq asc) */
     uint32_t nresting, resting_cap;
-    lbent *bylb; /* all its markets' pools by lowest ask, rebuilt when dirty */
-    uint32_t nbylb, bylb_cap;
-    bool bylb_dirty;
+    lbset lb; /* all its markets' pools by lowest ask */
 } model;
 
 typedef struct heap_ent {
@@ -237,8 +250,9 @@ uint32_t engine_market_get(engine *e, uint64_t model, uint64_t region, bool crea
 uint32_t engine_model_get(engine *e, uint64_t model, bool create);
 int engine_fail(engine *e, enum engine_error err);
 int engine_advance(engine *e, int64_t now);
-void engine_bylb_rebuild(engine *e, lbent **arr, uint32_t *n, uint32_t *cap,
-                         const uint32_t *markets, uint32_t nmarkets);
+/* The pools of `markets` that have offers meeting [a, b), by lowest ask there. */
+const lblist *engine_lb_list(engine *e, lbset *s, const uint32_t *markets, uint32_t nmarkets,
+                             int64_t a, int64_t b);
 
 /* resv.c */
 void resv_search(engine *e, const want *w, plan *out);

@@ -86,6 +86,9 @@ int engine_fail(engine *e, enum engine_error err)
 
 /* ---------------------------------------------------------------- lifecycle */
 
+static void lbset_free(lbset *s);
+static size_t lbset_memory(const lbset *s);
+
 engine *engine_new(engine_sink_fn sink, void *ctx)
 {
     engine *e = xcalloc(1, sizeof(*e));
@@ -130,13 +133,13 @@ void engine_free(engine *e)
         free(m->sp);
         free(m->sp_res);
         free(m->seg);
-        free(m->bylb);
+        lbset_free(&m->lb);
     }
     for (uint32_t i = 0; i < e->models.n; i++) {
         model *md = MODEL(e, i);
         free(md->markets);
         free(md->resting);
-        free(md->bylb);
+        lbset_free(&md->lb);
     }
     slab_free(&e->pools);
     slab_free(&e->offers);
@@ -206,14 +209,14 @@ size_t engine_memory(const engine *e)
     for (uint32_t i = 0; i < e->markets.n; i++) {
         const market *m = MARKET(e, i);
         b += (size_t)(m->pools_cap + m->levels_cap) * sizeof(uint32_t);
-        b += (size_t)m->bylb_cap * sizeof(lbent);
+        b += lbset_memory(&m->lb);
         b += (size_t)m->sp_cap * (sizeof(uint32_t) + sizeof(int64_t)) +
              (size_t)m->seg_size * 2 * sizeof(int32_t);
     }
     for (uint32_t i = 0; i < e->models.n; i++) {
         const model *md = MODEL(e, i);
         b += (size_t)(md->markets_cap + md->resting_cap) * sizeof(uint32_t);
-        b += (size_t)md->bylb_cap * sizeof(lbent);
+        b += lbset_memory(&md->lb);
     }
     size_t hourly = SEARCH_CHUNK + ENGINE_MAX_HOURS + 1;
     b += hourly * (3 * sizeof(int32_t) + sizeof(int64_t));
@@ -414,21 +417,77 @@ static int lbent_cmp(const void *a, const void *b)
     return x->pool < y->pool ? -1 : x->pool > y->pool;
 }
 
-void engine_bylb_rebuild(engine *e, lbent **arr, uint32_t *n, uint32_t *cap,
-                         const uint32_t *markets, uint32_t nmarkets)
+static void lblist_build(engine *e, lblist *l, const uint32_t *markets, uint32_t nmarkets,
+                         int64_t from, int64_t to)
 {
     uint32_t k = 0;
     for (uint32_t i = 0; i < nmarkets; i++) {
         const market *m = MARKET(e, markets[i]);
-        grow32((void **)arr, cap, k + m->npools, sizeof(lbent));
+        grow32((void **)&l->v, &l->cap, k + m->npools, sizeof(lbent));
         for (uint32_t j = 0; j < m->npools; j++) {
             const pool *p = POOL(e, m->pools[j]);
-            if (p->noffers > 0)
-                (*arr)[k++] = (lbent){p->min_price, m->pools[j]};
+            int64_t mn = INT64_MAX;
+            for (uint32_t t = 0; t < p->noffers; t++) {
+                const offer *of = OFFER(e, p->offers[t]);
+                if ((from >= to || (of->start < to && of->end > from)) && of->price < mn)
+                    mn = of->price;
+            }
+            if (mn != INT64_MAX)
+                l->v[k++] = (lbent){mn, m->pools[j]};
         }
     }
-    qsort(*arr, k, sizeof(lbent), lbent_cmp);
-    *n = k;
+    if (k > 1)
+        qsort(l->v, k, sizeof(lbent), lbent_cmp);
+    l->n = k;
+    l->dirty = false;
+}
+
+const lblist *engine_lb_list(engine *e, lbset *s, const uint32_t *markets, uint32_t nmarkets,
+                             int64_t a, int64_t b)
+{
+    int64_t b0 = a >> LB_BUCKET_SHIFT, b1 = (b - 1) >> LB_BUCKET_SHIFT;
+    lblist *l = &s->all;
+    int64_t from = 0, to = 0;
+    if (b0 == b1) {
+        if (s->nbkt == 0) {
+            s->base = b0;
+            s->bkt = xcalloc(LB_BUCKETS, sizeof(lblist));
+            s->nbkt = LB_BUCKETS;
+            for (uint32_t i = 0; i < LB_BUCKETS; i++)
+                s->bkt[i].dirty = true;
+        }
+        if (b0 >= s->base && b0 < s->base + LB_BUCKETS) {
+            l = &s->bkt[b0 - s->base];
+            from = b0 << LB_BUCKET_SHIFT;
+            to = from + (1 << LB_BUCKET_SHIFT);
+        }
+    }
+    if (l->dirty)
+        lblist_build(e, l, markets, nmarkets, from, to);
+    return l;
+}
+
+static void lbset_dirty(lbset *s)
+{
+    s->all.dirty = true;
+    for (uint32_t i = 0; i < s->nbkt; i++)
+        s->bkt[i].dirty = true;
+}
+
+static void lbset_free(lbset *s)
+{
+    free(s->all.v);
+    for (uint32_t i = 0; i < s->nbkt; i++)
+        free(s->bkt[i].v);
+    free(s->bkt);
+}
+
+static size_t lbset_memory(const lbset *s)
+{
+    size_t b = s->all.cap * sizeof(lbent) + s->nbkt * sizeof(lblist);
+    for (uint32_t i = 0; i < s->nbkt; i++)
+        b += s->bkt[i].cap * sizeof(lbent);
+    return b;
 }
 
 /* The pool's offers changed: its lowest ask and the cheapest-first lists. */
@@ -440,8 +499,8 @@ static void pool_offers_changed(engine *e, pool *p)
             mn = OFFER(e, p->offers[i])->price;
     p->min_price = mn;
     market *m = MARKET(e, p->market);
-    m->bylb_dirty = true;
-    MODEL(e, m->model_idx)->bylb_dirty = true;
+    lbset_dirty(&m->lb);
+    lbset_dirty(&MODEL(e, m->model_idx)->lb);
 }
 
 /* Index in p->offers of the first open offer with end > hour. */

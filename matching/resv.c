@@ -268,26 +268,17 @@ static const lbent *pool_list(engine *e, const want *w, uint32_t *n, lbent *one)
         return one;
     }
     model *md = MODEL(e, w->model);
+    int64_t a = w->lo, b = w->hi + w->hours;
+    const lblist *l = NULL;
     if (w->region == 0) {
-        if (md->bylb_dirty)
-            engine_bylb_rebuild(e, &md->bylb, &md->nbylb, &md->bylb_cap, md->markets,
-                                md->nmarkets);
-        md->bylb_dirty = false;
-        *n = md->nbylb;
-        return md->bylb;
+        l = engine_lb_list(e, &md->lb, md->markets, md->nmarkets, a, b);
+    } else {
+        for (uint32_t i = 0; i < md->nmarkets && !l; i++)
+            if (MARKET(e, md->markets[i])->region == w->region)
+                l = engine_lb_list(e, &MARKET(e, md->markets[i])->lb, &md->markets[i], 1, a, b);
     }
-    for (uint32_t i = 0; i < md->nmarkets; i++) {
-        market *m = MARKET(e, md->markets[i]);
-        if (m->region != w->region)
-            continue;
-        if (m->bylb_dirty)
-            engine_bylb_rebuild(e, &m->bylb, &m->nbylb, &m->bylb_cap, &md->markets[i], 1);
-        m->bylb_dirty = false;
-        *n = m->nbylb;
-        return m->bylb;
-    }
-    *n = 0;
-    return NULL;
+    *n = l ? l->n : 0;
+    return l ? l->v : NULL;
 }
 
 /*
