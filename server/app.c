@@ -6,10 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "common/ids.h"
 #include "server/app.h"
 #include "server/log.h"
+#include "server/market.h"
 #include "server/metrics.h"
 
 void app_init(struct app *a, struct event_base *base, const struct app_config *cfg)
@@ -19,11 +21,17 @@ void app_init(struct app *a, struct event_base *base, const struct app_config *c
     a->cfg = *cfg;
     hmap_init(&a->accounts);
     hmap_init(&a->keys);
+    hmap_init(&a->idem);
     for (int i = 0; i < app_nroutes; i++)
         app_routes[i].metric = metrics_route(app_routes[i].label);
 }
 
 void app_free(struct app *a)
+{
+    app_clear(a);
+}
+
+void app_clear(struct app *a)
 {
     size_t i = 0;
     const char *k;
@@ -33,73 +41,117 @@ void app_free(struct app *a)
     i = 0;
     while (hmap_next(&a->accounts, &i, &k, &v))
         free(v);
+    i = 0;
+    while (hmap_next(&a->idem, &i, &k, &v)) {
+        free(((struct idem *)v)->body);
+        free(v);
+    }
     hmap_free(&a->keys);
     hmap_free(&a->accounts);
+    hmap_free(&a->idem);
 }
 
-static unsigned roles_of(const char *pgarray)
+/* ---- idempotency ---- */
+
+#define IDEM_TTL_S (24 * 3600)
+
+void app_idem_finish(struct app_req *r, int status, const char *body)
 {
-    unsigned r = 0;
-    if (strstr(pgarray, "buyer"))
-        r |= ROLE_BUYER;
-    if (strstr(pgarray, "provider"))
-        r |= ROLE_PROVIDER;
-    if (strstr(pgarray, "admin"))
-        r |= ROLE_ADMIN;
-    return r;
+    if (!r->idem_key[0])
+        return;
+    struct idem *d = hmap_get(&r->app->idem, r->idem_key);
+    if (d && d->status == 0) {
+        if (status >= 200 && status < 300) {
+            d->status = status;
+            d->body = xstrdup(body ? body : "");
+        } else {
+            hmap_del(&r->app->idem, r->idem_key);
+            free(d->body);
+            free(d);
+        }
+    }
+    r->idem_key[0] = '\0';
 }
 
-int app_load(struct app *a, const char *conninfo, char *err, size_t errlen)
+static int idem_key_ok(const char *k)
 {
-    int rc = -1;
-    PGresult *r = NULL;
-    PGconn *c = PQconnectdb(conninfo);
-    if (PQstatus(c) != CONNECTION_OK) {
-        snprintf(err, errlen, "database: %s", PQerrorMessage(c));
-        goto done;
+    size_t n = strlen(k);
+    if (n < 1 || n > 255)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (k[i] < 0x21 || k[i] > 0x7e)
+            return 0;
+    return 1;
+}
+
+/* 1: answered here (replay or refusal); 0: go on (the key is now in flight, or none). */
+static int idem_begin(struct app *a, struct app_req *r)
+{
+    struct hp_request *hp = r->http->hp;
+    const char *k = hp_header(hp, "idempotency-key");
+    if (!k || !r->acct || (hp->method != HP_POST && hp->method != HP_DELETE))
+        return 0;
+    if (!idem_key_ok(k)) {
+        app_error(r, 400, "invalid_request", "Idempotency-Key",
+                  "Idempotency-Key must be 1-255 printable ASCII characters");
+        return 1;
     }
-    r = PQexec(c, "SELECT id, name, roles::text FROM accounts");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        snprintf(err, errlen, "loading accounts: %s", PQresultErrorMessage(r));
-        goto done;
+    unsigned char h[32];
+    size_t ml = strlen(hp->method_name), pl = strlen(hp->path);
+    char *buf = xmalloc(ml + pl + hp->body_len + 3);
+    memcpy(buf, hp->method_name, ml);
+    buf[ml] = '\n';
+    memcpy(buf + ml + 1, hp->path, pl);
+    buf[ml + 1 + pl] = '\n';
+    if (hp->body_len)
+        memcpy(buf + ml + pl + 2, hp->body, hp->body_len);
+    capx_key_hash(buf, ml + pl + 2 + hp->body_len, h);
+    free(buf);
+    char key[sizeof r->idem_key];
+    snprintf(key, sizeof key, "%s\n%s", r->acct->id, k);
+    struct idem *d = hmap_get(&a->idem, key);
+    int64_t now = (int64_t)time(NULL);
+    if (d && d->status != 0 && now - d->created > IDEM_TTL_S) {
+        hmap_del(&a->idem, key);
+        free(d->body);
+        free(d);
+        d = NULL;
     }
-    for (int i = 0; i < PQntuples(r); i++) {
-        struct account *ac = xcalloc(1, sizeof *ac);
-        snprintf(ac->id, sizeof ac->id, "%s", PQgetvalue(r, i, 0));
-        snprintf(ac->name, sizeof ac->name, "%s", PQgetvalue(r, i, 1));
-        ac->roles = roles_of(PQgetvalue(r, i, 2));
-        ac->tokens = (double)a->cfg.rate_burst;
-        free(hmap_put(&a->accounts, ac->id, ac));
+    if (d) {
+        if (d->status == 0) {
+            app_error(r, 409, "idempotency_key_in_flight", "Idempotency-Key",
+                      "a request with this Idempotency-Key is still in flight");
+            return 1;
+        }
+        if (memcmp(d->hash, h, 32) != 0) {
+            app_error(r, 422, "idempotency_key_reused", "Idempotency-Key",
+                      "this Idempotency-Key was used with a different request");
+            return 1;
+        }
+        http_reply(r->http, d->status, "application/json", d->body, strlen(d->body),
+                   "Idempotent-Replayed: true\r\n");
+        return 1;
     }
-    PQclear(r);
-    r = PQexec(c, "SELECT id, account_id, encode(key_hash, 'hex') FROM api_keys "
-                  "WHERE revoked_at IS NULL");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        snprintf(err, errlen, "loading keys: %s", PQresultErrorMessage(r));
-        goto done;
-    }
-    for (int i = 0; i < PQntuples(r); i++) {
-        struct account *ac = hmap_get(&a->accounts, PQgetvalue(r, i, 1));
-        if (!ac)
-            continue;
-        struct api_key *k = xcalloc(1, sizeof *k);
-        snprintf(k->id, sizeof k->id, "%s", PQgetvalue(r, i, 0));
-        k->acct = ac;
-        free(hmap_put(&a->keys, PQgetvalue(r, i, 2), k));
-    }
-    log_info("msg=\"loaded accounts\" accounts=%zu keys=%zu", a->accounts.len, a->keys.len);
-    rc = 0;
-done:
-    PQclear(r);
-    PQfinish(c);
-    return rc;
+    d = xcalloc(1, sizeof *d);
+    memcpy(d->hash, h, 32);
+    d->created = now;
+    hmap_put(&a->idem, key, d);
+    snprintf(r->idem_key, sizeof r->idem_key, "%s", key);
+    memcpy(r->idem_hash, h, 32);
+    return 0;
 }
 
 /* ---- answers ---- */
 
 void app_reply(struct app_req *r, int status, json_t *body)
 {
-    http_reply_json(r->http, status, body, NULL);
+    char *s = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (!s)
+        capx_fatal("json_dumps failed");
+    app_idem_finish(r, status, s);
+    http_reply(r->http, status, "application/json", s, strlen(s), NULL);
+    free(s);
 }
 
 void app_reply_err(struct app_req *r, const struct api_error *e)
@@ -107,8 +159,7 @@ void app_reply_err(struct app_req *r, const struct api_error *e)
     char extra[64] = "";
     if (e->status == 429)
         snprintf(extra, sizeof extra, "Retry-After: 1\r\n");
-    else if (e->status == 405 && r->route == NULL)
-        extra[0] = '\0';
+    app_idem_finish(r, e->status, NULL);
     http_reply_error(r->http, e, extra[0] ? extra : NULL);
 }
 
@@ -322,6 +373,12 @@ void app_handle(struct http_req *req, void *arg)
             app_error(r, 400, "invalid_request", NULL, "this call takes no request body");
             return;
         }
+    }
+    if (idem_begin(a, r))
+        return;
+    if (r->route->needs_market && !market_ready(a->market)) {
+        app_error(r, 503, "unavailable", NULL, "the market is being rebuilt from the database");
+        return;
     }
     r->route->fn(r);
 }

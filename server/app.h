@@ -32,6 +32,19 @@ struct account {
     unsigned roles;
     double tokens;      /* rate-limit bucket */
     double last_refill; /* monotonic seconds */
+    uint64_t num;       /* the matching engine's id for it */
+    int64_t available;  /* mirror of the ledger: spendable */
+    int64_t held;       /* mirror of the ledger: holds + escrow */
+    int64_t open_orders;
+    int64_t created;
+};
+
+/* A saved answer for an Idempotency-Key (or one still in flight). */
+struct idem {
+    unsigned char hash[32]; /* SHA-256 of method, path and body */
+    int status;             /* 0 while in flight */
+    char *body;
+    int64_t created; /* wall clock, seconds */
 };
 
 /* An API key as mirrored: its hash is the map key. */
@@ -41,10 +54,15 @@ struct api_key {
 };
 
 struct app_config {
-    int64_t rate_limit; /* requests per second per account */
-    int64_t rate_burst; /* bucket size */
-    int64_t body_limit;
+    int64_t rate_limit;      /* requests per second per account */
+    int64_t rate_burst;      /* bucket size */
+    int64_t body_limit;      /* bytes */
+    int64_t max_open_orders; /* per account */
+    int64_t fee_bps;         /* platform fee, basis points */
+    int64_t preempt_notice_s;
 };
+
+struct market;
 
 struct app {
     struct event_base *base;
@@ -54,6 +72,9 @@ struct app {
     struct app_config cfg;
     struct hmap accounts; /* id -> struct account * */
     struct hmap keys;     /* hex sha256 -> struct api_key * */
+    struct hmap idem;     /* account id "\n" key -> struct idem * */
+    struct market *market;
+    char *conninfo;
     int draining;
 };
 
@@ -69,6 +90,7 @@ struct route {
     int body;            /* 1: a JSON object body is expected */
     route_fn fn;
     const char *summary; /* for the OpenAPI document */
+    int needs_market;    /* 503 while the market is being rebuilt */
     int metric;          /* filled at start */
 };
 
@@ -83,12 +105,18 @@ struct app_req {
     json_t *body;         /* parsed JSON body, when the route takes one */
     int prechecked;
     struct api_error pre_err; /* precheck's refusal, if any */
+    char idem_key[300];       /* "acct\nkey" when the request carries Idempotency-Key */
+    unsigned char idem_hash[32];
+    int64_t aux;     /* a handler's own value across an asynchronous step */
+    char filter[32]; /* a list handler's ?status= */
 };
 
 void app_init(struct app *a, struct event_base *base, const struct app_config *cfg);
 void app_free(struct app *a);
-/* Loads accounts and keys (blocking; before the loop runs). 0 ok, -1 with err. */
-MUSTCHECK int app_load(struct app *a, const char *conninfo, char *err, size_t errlen);
+/* Idempotency: called with the final answer of a request that carried a key. */
+void app_idem_finish(struct app_req *r, int status, const char *body);
+/* Drops every account, key and idempotency record (before a rebuild). */
+void app_clear(struct app *a);
 
 /* The http_server callbacks. */
 int app_precheck(struct http_req *req, struct api_error *err, void *arg);

@@ -24,6 +24,7 @@
 #include "schema/migrate.h"
 #include "server/app.h"
 #include "server/log.h"
+#include "server/market.h"
 #include "server/tls.h"
 
 static char *o_listen, *o_tls_cert, *o_tls_key, *o_database, *o_var, *o_log_level, *o_log_file,
@@ -31,7 +32,7 @@ static char *o_listen, *o_tls_cert, *o_tls_key, *o_database, *o_var, *o_log_leve
 static int64_t o_port, o_pgport, o_body_limit, o_rate_limit, o_rate_burst, o_max_conns,
     o_max_conns_per_ip, o_header_timeout_ms, o_body_timeout_ms, o_idle_timeout_ms,
     o_write_timeout_ms, o_db_pool, o_db_queue, o_db_wait, o_shutdown_timeout_ms, o_ticket_rotate_s,
-    o_max_header_bytes;
+    o_max_open_orders, o_fee_bps, o_preempt_notice_s, o_max_header_bytes;
 
 static const struct cfg_entry capxd_cfg[] = {
     {"listen", CFG_STR, &o_listen, "127.0.0.1", 0, 0, "address to listen on"},
@@ -69,6 +70,11 @@ static const struct cfg_entry capxd_cfg[] = {
     {"db_wait", CFG_INT, &o_db_wait, "30", 0, 3600, "seconds to wait for the database at start"},
     {"shutdown_timeout_ms", CFG_INT, &o_shutdown_timeout_ms, "10000", 0, 600000,
      "time in-flight requests get at SIGTERM"},
+    {"max_open_orders", CFG_INT, &o_max_open_orders, "10000", 1, 10000000,
+     "open orders per account"},
+    {"fee_bps", CFG_INT, &o_fee_bps, "500", 0, 10000, "platform fee, basis points"},
+    {"preempt_notice_s", CFG_INT, &o_preempt_notice_s, "120", 0, 3600,
+     "notice a preempted spot run gets"},
     {"ticket_rotate_s", CFG_INT, &o_ticket_rotate_s, "3600", 10, 86400,
      "TLS session ticket key rotation period"},
 };
@@ -140,6 +146,16 @@ static void on_ticket_rotate(evutil_socket_t fd, short what, void *arg)
     log_info("msg=\"rotated TLS session ticket key\"");
 }
 
+/* With the real clock, run what became due (spot rounds each minute, hourly work). */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    UNUSED(fd);
+    UNUSED(what);
+    UNUSED(arg);
+    if (!app.clock.simulated && market_ready(app.market) && !app.draining)
+        market_advance(app.market, clock_now(&app.clock));
+}
+
 /* Waits for the database and checks its schema (blocking: before the loop exists). */
 static int check_database(const char *conninfo, char *err, size_t errlen)
 {
@@ -175,7 +191,7 @@ int main(int argc, char **argv)
     char err[1024];
     int nrest = 0, rc = 1;
     char *conninfo = NULL, *cert = NULL, *key = NULL, *var = NULL;
-    struct event *sigs[4] = {0}, *rotate = NULL;
+    struct event *sigs[4] = {0}, *rotate = NULL, *tick = NULL;
     int lr = cfg_load(capxd_cfg, ARRAY_LEN(capxd_cfg), argc, argv, &nrest, stdout, usage, err,
                       sizeof err);
     if (lr == 1)
@@ -214,15 +230,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "capxd: %s\n", err);
         goto out;
     }
-    struct app_config acfg = {o_rate_limit, o_rate_burst, o_body_limit};
+    struct app_config acfg = {o_rate_limit,      o_rate_burst, o_body_limit,
+                              o_max_open_orders, o_fee_bps,    o_preempt_notice_s};
     struct event_base *base = event_base_new();
     app_init(&app, base, &acfg);
     app.clock = clk;
-    if (app_load(&app, conninfo, err, sizeof err) < 0) {
-        log_error("msg=\"cannot load state\" err=\"%s\"", err);
+    app.conninfo = conninfo;
+    app.db = db_pool_new(base, conninfo, (int)o_db_pool, (int)o_db_queue);
+    app.market = market_new(&app);
+    if (market_load(app.market, conninfo, err, sizeof err) < 0) {
+        log_error("msg=\"cannot load the market\" err=\"%s\"", err);
         goto out_app;
     }
-    app.db = db_pool_new(base, conninfo, (int)o_db_pool, (int)o_db_queue);
     struct http_limits lim = {
         .body_limit = (size_t)o_body_limit,
         .max_header_bytes = (size_t)o_max_header_bytes,
@@ -244,6 +263,9 @@ int main(int argc, char **argv)
         sigs[i] = evsignal_new(base, signums[i], on_signal, NULL);
         event_add(sigs[i], NULL);
     }
+    tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
+    struct timeval tt = {1, 0};
+    event_add(tick, &tt);
     rotate = event_new(base, -1, EV_PERSIST, on_ticket_rotate, NULL);
     struct timeval rt = {o_ticket_rotate_s, 0};
     event_add(rotate, &rt);
@@ -269,6 +291,9 @@ out_app:
             event_free(sigs[i]);
     if (rotate)
         event_free(rotate);
+    if (tick)
+        event_free(tick);
+    market_free(app.market);
     if (shutdown_timer)
         event_free(shutdown_timer);
     if (shutdown_poll)

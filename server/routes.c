@@ -11,6 +11,8 @@
 #include "server/app.h"
 #include "server/log.h"
 #include "server/metrics.h"
+#include "server/api.h"
+#include "server/market.h"
 #include "server/routes.h"
 
 static void h_healthz(struct app_req *r)
@@ -101,7 +103,8 @@ static void h_clock_advance(struct app_req *r)
     r->app->clock.sim_now += q.advance_seconds;
     log_info("msg=\"clock advanced\" req=%llu seconds=%lld", (unsigned long long)r->http->id,
              (long long)q.advance_seconds);
-    app_reply(r, 200, clock_json(&r->app->clock));
+    market_advance(r->app->market, r->app->clock.sim_now);
+    market_reply(r->app->market, r, 200, clock_json(&r->app->clock));
 }
 
 static void h_openapi(struct app_req *r)
@@ -110,14 +113,66 @@ static void h_openapi(struct app_req *r)
 }
 
 struct route app_routes[] = {
-    {HP_GET, "/healthz", "GET /healthz", 0, 0, 0, h_healthz, "Liveness", 0},
-    {HP_GET, "/readyz", "GET /readyz", 0, 0, 0, h_readyz, "Readiness: the database answers", 0},
-    {HP_GET, "/metrics", "GET /metrics", 0, 0, 0, h_metrics, "Prometheus metrics", 0},
+    {HP_GET, "/healthz", "GET /healthz", 0, 0, 0, h_healthz, "Liveness", 0, 0},
+    {HP_GET, "/readyz", "GET /readyz", 0, 0, 0, h_readyz, "Readiness: the database answers", 0, 0},
+    {HP_GET, "/metrics", "GET /metrics", 0, 0, 0, h_metrics, "Prometheus metrics", 0, 0},
     {HP_GET, "/v1/openapi.json", "GET /v1/openapi.json", 0, 0, 0, h_openapi,
-     "This API's OpenAPI 3.1 document", 0},
-    {HP_GET, "/v1/clock", "GET /v1/clock", 1, 0, 0, h_clock, "The market clock", 0},
+     "This API's OpenAPI 3.1 document", 0, 0},
+    {HP_GET, "/v1/clock", "GET /v1/clock", 1, 0, 0, h_clock, "The market clock", 0, 0},
     {HP_POST, "/v1/admin/clock", "POST /v1/admin/clock", 1, ROLE_ADMIN, 1, h_clock_advance,
-     "Advance a simulated clock", 0},
+     "Advance a simulated clock; everything due in between happens first", 1, 0},
+    {HP_POST, "/v1/accounts", "POST /v1/accounts", 1, ROLE_ADMIN, 1, h_accounts_create,
+     "Create an account and its first API key", 1, 0},
+    {HP_GET, "/v1/accounts", "GET /v1/accounts", 1, ROLE_ADMIN, 0, h_accounts_list, "List accounts",
+     1, 0},
+    {HP_POST, "/v1/accounts/{id}/api-keys", "POST /v1/accounts/{id}/api-keys", 1, ROLE_ADMIN, 0,
+     h_keys_create, "Create another API key for an account", 1, 0},
+    {HP_DELETE, "/v1/api-keys/{id}", "DELETE /v1/api-keys/{id}", 1, ROLE_ADMIN, 0, h_keys_revoke,
+     "Revoke an API key", 1, 0},
+    {HP_POST, "/v1/accounts/{id}/deposits", "POST /v1/accounts/{id}/deposits", 1, ROLE_ADMIN, 1,
+     h_deposit, "Money arriving from outside", 1, 0},
+    {HP_POST, "/v1/accounts/{id}/withdrawals", "POST /v1/accounts/{id}/withdrawals", 1, ROLE_ADMIN,
+     1, h_withdraw, "Money leaving to the outside", 1, 0},
+    {HP_GET, "/v1/admin/ledger/check", "GET /v1/admin/ledger/check", 1, ROLE_ADMIN, 0,
+     h_ledger_check, "Recompute every balance and check every money invariant", 0, 0},
+    {HP_GET, "/v1/account", "GET /v1/account", 1, 0, 0, h_account,
+     "The caller's account and balance", 1, 0},
+    {HP_GET, "/v1/account/transfers", "GET /v1/account/transfers", 1, 0, 0, h_transfers,
+     "Ledger transfers touching the caller's account", 1, 0},
+    {HP_POST, "/v1/pools", "POST /v1/pools", 1, ROLE_PROVIDER, 1, h_pools_create,
+     "Register a hardware pool", 1, 0},
+    {HP_GET, "/v1/pools", "GET /v1/pools", 1, ROLE_PROVIDER, 0, h_pools_list,
+     "The provider's pools", 1, 0},
+    {HP_GET, "/v1/pools/{id}", "GET /v1/pools/{id}", 1, ROLE_PROVIDER, 0, h_pools_get, "One pool",
+     1, 0},
+    {HP_POST, "/v1/offers", "POST /v1/offers", 1, ROLE_PROVIDER, 1, h_offers_create,
+     "Offer reservation or spot capacity", 1, 0},
+    {HP_GET, "/v1/offers", "GET /v1/offers", 1, ROLE_PROVIDER, 0, h_offers_list,
+     "The provider's offers", 1, 0},
+    {HP_GET, "/v1/offers/{id}", "GET /v1/offers/{id}", 1, ROLE_PROVIDER, 0, h_offers_get,
+     "One offer", 1, 0},
+    {HP_DELETE, "/v1/offers/{id}", "DELETE /v1/offers/{id}", 1, ROLE_PROVIDER, 0, h_offers_cancel,
+     "Cancel an offer (hours sold stay sold)", 1, 0},
+    {HP_POST, "/v1/orders", "POST /v1/orders", 1, ROLE_BUYER, 1, h_orders_create,
+     "Place a reservation order or a spot bid", 1, 0},
+    {HP_GET, "/v1/orders", "GET /v1/orders", 1, ROLE_BUYER, 0, h_orders_list,
+     "The buyer's orders (?status=)", 1, 0},
+    {HP_GET, "/v1/orders/{id}", "GET /v1/orders/{id}", 1, ROLE_BUYER, 0, h_orders_get, "One order",
+     1, 0},
+    {HP_DELETE, "/v1/orders/{id}", "DELETE /v1/orders/{id}", 1, ROLE_BUYER, 0, h_orders_cancel,
+     "Cancel an order and release its unfilled hold", 1, 0},
+    {HP_POST, "/v1/quotes", "POST /v1/quotes", 1, ROLE_BUYER, 1, h_quotes,
+     "What an order would get now; holds and changes nothing", 1, 0},
+    {HP_GET, "/v1/contracts", "GET /v1/contracts", 1, ROLE_BUYER | ROLE_PROVIDER, 0,
+     h_contracts_list, "Contracts of the caller as buyer or provider", 1, 0},
+    {HP_GET, "/v1/contracts/{id}", "GET /v1/contracts/{id}", 1, ROLE_BUYER | ROLE_PROVIDER, 0,
+     h_contracts_get, "One contract", 1, 0},
+    {HP_GET, "/v1/markets", "GET /v1/markets", 1, 0, 0, h_markets,
+     "Every market's best bid, ask, spot and last price", 1, 0},
+    {HP_GET, "/v1/markets/{gpu_model}/book", "GET /v1/markets/{gpu_model}/book", 1, 0, 0, h_book,
+     "Aggregated reservation book and spot state", 1, 0},
+    {HP_GET, "/v1/markets/{gpu_model}/trades", "GET /v1/markets/{gpu_model}/trades", 1, 0, 0,
+     h_trades, "Recent fills", 1, 0},
 };
 const int app_nroutes = (int)ARRAY_LEN(app_routes);
 

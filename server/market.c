@@ -1,0 +1,1452 @@
+/*
+ * market.c — see market.h: the state, its rebuild from the database, the group commit,
+ * money through the ledger, and the engine's events applied to the objects.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/ids.h"
+#include "common/timefmt.h"
+#include "server/log.h"
+#include "server/market.h"
+
+#define HOUR 3600
+
+/* A queued answer. */
+struct pending_reply {
+    struct app_req *r;
+    int status;
+    char *body;
+};
+
+/* One turn: everything to commit together. */
+struct turn {
+    struct db_job *job;           /* market_sql statements, in order */
+    struct ledger_batch **phases; /* ledger batches, in order */
+    int nphases, capphases;
+    struct hmap phase_holds; /* holds created in the last phase */
+    struct pending_reply *replies;
+    int nreplies, capreplies;
+    struct obj **dirty;
+    int ndirty, capdirty;
+    int64_t sim_now; /* simulated clock to persist, or -1 */
+    int used;
+};
+
+struct market {
+    struct app *app;
+    engine *eng;
+    struct obj **objs; /* by num */
+    uint64_t nobjs, capobjs;
+    struct hmap by_id;
+    struct hmap interns; /* gpu model / region name -> (void *)num */
+    uint64_t next_intern, next_account_num;
+    engine_event *events;
+    size_t nevents, capevents;
+    struct turn *open;     /* collecting */
+    struct turn *inflight; /* committing */
+    struct event *flush_ev, *retry_ev;
+    int ready;
+    int64_t now;          /* last time everything due was run */
+    int64_t last_minute;  /* last spot round */
+    uint64_t hold_serial; /* unique part of hold transfer ids */
+};
+
+/* ---- basics ---- */
+
+static void sink(void *ctx, const engine_event *ev)
+{
+    struct market *m = ctx;
+    if (m->nevents == m->capevents) {
+        m->capevents = m->capevents ? m->capevents * 2 : 256;
+        m->events = xrealloc(m->events, m->capevents * sizeof *m->events);
+    }
+    m->events[m->nevents++] = *ev;
+}
+
+engine *market_engine(struct market *m)
+{
+    return m->eng;
+}
+
+int market_ready(const struct market *m)
+{
+    return m->ready;
+}
+
+int64_t market_now(struct market *m)
+{
+    return clock_now(&m->app->clock);
+}
+
+uint64_t market_intern(struct market *m, const char *name)
+{
+    void *v = hmap_get(&m->interns, name);
+    if (v)
+        return (uint64_t)(uintptr_t)v;
+    uint64_t n = ++m->next_intern;
+    hmap_put(&m->interns, name, (void *)(uintptr_t)n);
+    return n;
+}
+
+static void add_obj(struct market *m, struct obj *o)
+{
+    if (o->num >= m->capobjs) {
+        uint64_t cap = m->capobjs ? m->capobjs : 1024;
+        while (cap <= o->num)
+            cap *= 2;
+        m->objs = xrealloc(m->objs, cap * sizeof *m->objs);
+        memset(m->objs + m->capobjs, 0, (cap - m->capobjs) * sizeof *m->objs);
+        m->capobjs = cap;
+    }
+    CAPX_ASSERT(m->objs[o->num] == NULL);
+    m->objs[o->num] = o;
+    if (o->num >= m->nobjs)
+        m->nobjs = o->num + 1;
+    hmap_put(&m->by_id, o->id, o);
+}
+
+static uint64_t new_num(struct market *m)
+{
+    return m->nobjs ? m->nobjs : 1;
+}
+
+/* A fresh object of the given size, type and id prefix, registered and dirty. */
+void *market_new_obj(struct market *m, size_t size, int type, const char *prefix)
+{
+    struct obj *o = xcalloc(1, size);
+    o->type = type;
+    o->num = new_num(m);
+    capx_id_new(prefix, o->id, sizeof o->id);
+    o->created = market_now(m);
+    add_obj(m, o);
+    market_dirty(m, o);
+    return o;
+}
+
+uint64_t market_peek_num(const struct market *m)
+{
+    return m->nobjs ? m->nobjs : 1;
+}
+
+struct obj *market_get(struct market *m, const char *id)
+{
+    return hmap_get(&m->by_id, id);
+}
+
+struct obj *market_by_num(struct market *m, uint64_t num)
+{
+    return num < m->nobjs ? m->objs[num] : NULL;
+}
+
+struct obj *market_next(struct market *m, int type, uint64_t *cursor)
+{
+    for (uint64_t n = *cursor + 1; n < m->nobjs; n++)
+        if (m->objs[n] && m->objs[n]->type == type) {
+            *cursor = n;
+            return m->objs[n];
+        }
+    return NULL;
+}
+
+static void free_objs(struct market *m)
+{
+    for (uint64_t n = 0; n < m->nobjs; n++) {
+        struct obj *o = m->objs[n];
+        if (o && o->type == OBJ_ORDER)
+            free(((struct order *)o)->contracts);
+        free(o);
+    }
+    free(m->objs);
+    m->objs = NULL;
+    m->nobjs = m->capobjs = 0;
+    hmap_free(&m->by_id);
+    hmap_free(&m->interns);
+    m->next_intern = 0;
+}
+
+/* ---- the turn ---- */
+
+static void on_flush(evutil_socket_t fd, short what, void *arg);
+
+static struct turn *turn_new(void)
+{
+    struct turn *t = xcalloc(1, sizeof *t);
+    hmap_init(&t->phase_holds);
+    t->sim_now = -1;
+    return t;
+}
+
+static void turn_free(struct turn *t)
+{
+    if (!t)
+        return;
+    if (t->job)
+        db_job_free(t->job);
+    for (int i = 0; i < t->nphases; i++)
+        ledger_batch_free(t->phases[i]);
+    free(t->phases);
+    hmap_free(&t->phase_holds);
+    for (int i = 0; i < t->nreplies; i++)
+        free(t->replies[i].body);
+    free(t->replies);
+    free(t->dirty);
+    free(t);
+}
+
+static struct turn *turn(struct market *m)
+{
+    if (!m->open) {
+        m->open = turn_new();
+        if (!m->inflight)
+            event_active(m->flush_ev, EV_TIMEOUT, 0);
+    }
+    m->open->used = 1;
+    return m->open;
+}
+
+void market_dirty(struct market *m, struct obj *o)
+{
+    struct turn *t = turn(m);
+    if (o->dirty)
+        return;
+    o->dirty = 1;
+    if (t->ndirty == t->capdirty) {
+        t->capdirty = t->capdirty ? t->capdirty * 2 : 64;
+        t->dirty = xrealloc(t->dirty, (size_t)t->capdirty * sizeof *t->dirty);
+    }
+    t->dirty[t->ndirty++] = o;
+}
+
+void market_sql(struct market *m, const char *sql, int n, const char *const *values)
+{
+    struct turn *t = turn(m);
+    if (!t->job)
+        t->job = db_job_new(NULL, NULL);
+    db_job_add(t->job, sql, n, values);
+}
+
+void market_reply(struct market *m, struct app_req *r, int status, json_t *body)
+{
+    struct turn *t = turn(m);
+    char *s = body ? json_dumps(body, JSON_COMPACT) : xstrdup("");
+    json_decref(body);
+    if (!s)
+        capx_fatal("json_dumps failed");
+    if (r->idem_key[0] && status >= 200 && status < 300) {
+        char st[8], hex[65];
+        const char *acct = r->acct->id, *nl = strchr(r->idem_key, '\n');
+        for (int i = 0; i < 32; i++)
+            snprintf(hex + 2 * i, 3, "%02x", r->idem_hash[i]);
+        snprintf(st, sizeof st, "%d", status);
+        const char *v[] = {acct, nl ? nl + 1 : "", hex, st, s};
+        market_sql(m,
+                   "INSERT INTO idempotency_keys (account_id, key, request_hash, status, body) "
+                   "VALUES ($1, $2, decode($3, 'hex'), $4, $5) ON CONFLICT (account_id, key) DO "
+                   "UPDATE SET request_hash = EXCLUDED.request_hash, status = EXCLUDED.status, "
+                   "body = EXCLUDED.body, created_at = now()",
+                   5, v);
+    }
+    if (t->nreplies == t->capreplies) {
+        t->capreplies = t->capreplies ? t->capreplies * 2 : 16;
+        t->replies = xrealloc(t->replies, (size_t)t->capreplies * sizeof *t->replies);
+    }
+    t->replies[t->nreplies++] = (struct pending_reply){r, status, s};
+}
+
+/* ---- money ---- */
+
+static struct ledger_batch *phase(struct turn *t)
+{
+    if (t->nphases == 0) {
+        t->phases = xrealloc(t->phases, sizeof *t->phases * 4);
+        t->capphases = 4;
+        t->phases[t->nphases++] = ledger_batch_new();
+    }
+    return t->phases[t->nphases - 1];
+}
+
+/* A post or void of a hold created in the current phase starts a new phase: a batch sees
+   only holds that were committed before it ran. */
+static struct ledger_batch *phase_for_resolve(struct turn *t, const char *hold)
+{
+    if (hmap_get(&t->phase_holds, hold)) {
+        if (t->nphases == t->capphases) {
+            t->capphases *= 2;
+            t->phases = xrealloc(t->phases, sizeof *t->phases * (size_t)t->capphases);
+        }
+        t->phases[t->nphases++] = ledger_batch_new();
+        hmap_free(&t->phase_holds);
+        hmap_init(&t->phase_holds);
+    }
+    return phase(t);
+}
+
+static void add_transfer(struct market *m, const struct ledger_transfer *x)
+{
+    struct turn *t = turn(m);
+    struct ledger_batch *b = (x->flags == LEDGER_POST || x->flags == LEDGER_VOID)
+                                 ? phase_for_resolve(t, x->pending_id)
+                                 : phase(t);
+    ledger_batch_add(b, x);
+    if (x->flags == LEDGER_PENDING)
+        hmap_put(&t->phase_holds, x->id, (void *)1);
+}
+
+static void check_mirror(const struct account *a)
+{
+    CAPX_ASSERT(a->available >= 0);
+    CAPX_ASSERT(a->held >= 0);
+}
+
+void market_money_deposit(struct market *m, struct account *a, int64_t amount, const char *txn)
+{
+    char cash[LEDGER_ACCOUNT_MAX + 1];
+    ledger_cash_id(a->id, cash, sizeof cash);
+    struct ledger_transfer x = {.id = txn,
+                                .debit_account = LEDGER_WORLD,
+                                .credit_account = cash,
+                                .amount = amount,
+                                .kind = "deposit",
+                                .ref = a->id,
+                                .flags = LEDGER_POSTED};
+    CAPX_ASSERT(capx_add_i64(a->available, amount, &a->available) == 0);
+    add_transfer(m, &x);
+}
+
+void market_money_withdraw(struct market *m, struct account *a, int64_t amount, const char *txn)
+{
+    char cash[LEDGER_ACCOUNT_MAX + 1];
+    ledger_cash_id(a->id, cash, sizeof cash);
+    struct ledger_transfer x = {.id = txn,
+                                .debit_account = cash,
+                                .credit_account = LEDGER_WORLD,
+                                .amount = amount,
+                                .kind = "withdrawal",
+                                .ref = a->id,
+                                .flags = LEDGER_POSTED};
+    a->available -= amount;
+    check_mirror(a);
+    add_transfer(m, &x);
+}
+
+void market_money_hold(struct market *m, struct order *o, int64_t amount)
+{
+    struct account *a = o->acct;
+    char cash[LEDGER_ACCOUNT_MAX + 1], escrow[LEDGER_ACCOUNT_MAX + 1];
+    CAPX_ASSERT(o->hold_id[0] == '\0' && amount > 0);
+    ledger_cash_id(a->id, cash, sizeof cash);
+    ledger_escrow_id(a->id, escrow, sizeof escrow);
+    snprintf(o->hold_id, sizeof o->hold_id, "hold:%s:%" PRId64, o->o.id, ++o->hold_count);
+    o->hold_amount = amount;
+    struct ledger_transfer x = {.id = o->hold_id,
+                                .debit_account = cash,
+                                .credit_account = escrow,
+                                .amount = amount,
+                                .kind = "hold",
+                                .ref = o->o.id,
+                                .flags = LEDGER_PENDING};
+    a->available -= amount;
+    a->held += amount;
+    check_mirror(a);
+    add_transfer(m, &x);
+    market_dirty(m, &o->o);
+}
+
+void market_money_post(struct market *m, struct order *o, int64_t amount)
+{
+    struct account *a = o->acct;
+    char id[96];
+    CAPX_ASSERT(o->hold_id[0] && amount > 0 && amount <= o->hold_amount);
+    snprintf(id, sizeof id, "fill:%s", o->hold_id);
+    struct ledger_transfer x = {.id = id,
+                                .amount = amount,
+                                .kind = "fill",
+                                .ref = o->o.id,
+                                .flags = LEDGER_POST,
+                                .pending_id = o->hold_id};
+    add_transfer(m, &x);
+    /* The hold leaves held; the posted part comes back as escrow; the rest is spendable. */
+    a->available += o->hold_amount - amount;
+    a->held -= o->hold_amount - amount;
+    check_mirror(a);
+    o->hold_id[0] = '\0';
+    o->hold_amount = 0;
+    market_dirty(m, &o->o);
+}
+
+void market_money_void(struct market *m, struct order *o)
+{
+    struct account *a = o->acct;
+    char id[96];
+    if (!o->hold_id[0])
+        return;
+    snprintf(id, sizeof id, "void:%s", o->hold_id);
+    struct ledger_transfer x = {.id = id,
+                                .amount = 0,
+                                .kind = "release",
+                                .ref = o->o.id,
+                                .flags = LEDGER_VOID,
+                                .pending_id = o->hold_id};
+    add_transfer(m, &x);
+    a->available += o->hold_amount;
+    a->held -= o->hold_amount;
+    check_mirror(a);
+    o->hold_id[0] = '\0';
+    o->hold_amount = 0;
+    market_dirty(m, &o->o);
+}
+
+/* ---- writing objects ---- */
+
+static void fmt_i64(char *buf, int64_t v)
+{
+    snprintf(buf, 24, "%" PRId64, v);
+}
+
+static void write_pool(struct db_job *job, struct pool *p)
+{
+    char num[24], nodes[24], gpn[24], npr[24], cr[24];
+    fmt_i64(num, (int64_t)p->o.num);
+    fmt_i64(nodes, p->nodes);
+    fmt_i64(gpn, p->gpus_per_node);
+    fmt_i64(npr, p->nodes_per_rack);
+    fmt_i64(cr, p->o.created);
+    const char *v[] = {p->o.id,   num,   p->acct->id, p->name, p->gpu_model,
+                       p->region, nodes, gpn,         npr,     cr};
+    db_job_add(job,
+               "INSERT INTO pools (id, num, account_id, name, gpu_model, region, nodes, "
+               "gpus_per_node, nodes_per_rack, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, "
+               "$8, $9, to_timestamp($10)) ON CONFLICT (id) DO NOTHING",
+               10, v);
+}
+
+static void write_offer(struct db_job *job, struct offer *o)
+{
+    char num[24], gpus[24], st[24], en[24], price[24], seq[24], cr[24];
+    fmt_i64(num, (int64_t)o->o.num);
+    fmt_i64(gpus, o->gpus);
+    fmt_i64(st, o->start);
+    fmt_i64(en, o->end);
+    fmt_i64(price, o->price);
+    fmt_i64(seq, (int64_t)o->seq);
+    fmt_i64(cr, o->o.created);
+    const char *v[] = {o->o.id,
+                       num,
+                       o->pool->o.id,
+                       o->pool->acct->id,
+                       o->spot ? "spot" : "reservation",
+                       gpus,
+                       o->spot ? NULL : st,
+                       o->spot ? NULL : en,
+                       price,
+                       o->status,
+                       seq,
+                       cr};
+    db_job_add(job,
+               "INSERT INTO offers (id, num, pool_id, account_id, kind, gpus, start_at, end_at, "
+               "price, status, seq, created_at) VALUES ($1, $2, $3, $4, $5, $6, "
+               "to_timestamp($7), to_timestamp($8), $9, $10, $11, to_timestamp($12)) "
+               "ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, seq = EXCLUDED.seq",
+               12, v);
+}
+
+static void write_order(struct db_job *job, struct order *o)
+{
+    char num[24], gpus[24], filled[24], st[24], ls[24], fs[24], hours[24], lim[24], ha[24], hc[24],
+        sp[24], pa[24], seq[24], cr[24], up[24];
+    fmt_i64(num, (int64_t)o->o.num);
+    fmt_i64(gpus, o->gpus);
+    fmt_i64(filled, o->filled);
+    fmt_i64(st, o->start);
+    fmt_i64(ls, o->latest_start);
+    fmt_i64(fs, o->fixed_start);
+    fmt_i64(hours, o->hours / HOUR);
+    fmt_i64(lim, o->limit_price);
+    fmt_i64(ha, o->hold_amount);
+    fmt_i64(hc, o->hold_count);
+    fmt_i64(sp, o->spot_price);
+    fmt_i64(pa, o->preempt_at);
+    fmt_i64(seq, (int64_t)o->seq);
+    fmt_i64(cr, o->o.created);
+    fmt_i64(up, o->updated);
+    const char *v[] = {o->o.id,
+                       num,
+                       o->acct->id,
+                       o->spot ? "spot" : "reservation",
+                       o->gpu_model,
+                       o->region[0] ? o->region : NULL,
+                       gpus,
+                       filled,
+                       o->spot ? NULL : st,
+                       o->spot ? NULL : ls,
+                       o->fixed_start >= 0 ? fs : NULL,
+                       o->spot ? NULL : hours,
+                       lim,
+                       o->all_or_none ? "t" : "f",
+                       o->single_pool ? "t" : "f",
+                       o->ioc ? "ioc" : "gtc",
+                       o->lend_idle ? "t" : "f",
+                       o->status,
+                       o->hold_id[0] ? o->hold_id : NULL,
+                       ha,
+                       hc,
+                       o->running_pool ? o->running_pool->o.id : NULL,
+                       o->spot_price ? sp : NULL,
+                       o->preempt_at ? pa : NULL,
+                       seq,
+                       cr,
+                       up};
+    db_job_add(job,
+               "INSERT INTO orders (id, num, account_id, kind, gpu_model, region, gpus, "
+               "filled_gpus, start_at, latest_start, fixed_start, hours, limit_price, "
+               "all_or_none, single_pool, time_in_force, lend_idle, status, hold_id, "
+               "hold_amount, hold_count, running_pool, spot_price, preempt_at, seq, created_at, "
+               "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, to_timestamp($9), "
+               "to_timestamp($10), to_timestamp($11), $12, $13, $14, $15, $16, $17, $18, $19, "
+               "$20, $21, $22, $23, to_timestamp($24), $25, to_timestamp($26), "
+               "to_timestamp($27)) ON CONFLICT (id) DO UPDATE SET filled_gpus = "
+               "EXCLUDED.filled_gpus, fixed_start = EXCLUDED.fixed_start, status = "
+               "EXCLUDED.status, hold_id = EXCLUDED.hold_id, hold_amount = EXCLUDED.hold_amount, "
+               "hold_count = EXCLUDED.hold_count, running_pool = EXCLUDED.running_pool, "
+               "spot_price = EXCLUDED.spot_price, preempt_at = EXCLUDED.preempt_at, seq = "
+               "EXCLUDED.seq, updated_at = EXCLUDED.updated_at",
+               27, v);
+}
+
+static void write_contract(struct db_job *job, struct contract *c)
+{
+    char num[24], gpus[24], st[24], en[24], price[24], amount[24], ts[24], cr[24];
+    fmt_i64(num, (int64_t)c->o.num);
+    fmt_i64(gpus, c->gpus);
+    fmt_i64(st, c->start);
+    fmt_i64(en, c->end);
+    fmt_i64(price, c->price);
+    fmt_i64(amount, c->amount);
+    fmt_i64(ts, (int64_t)c->trade_seq);
+    fmt_i64(cr, c->o.created);
+    const char *v[] = {c->o.id,
+                       num,
+                       c->order->o.id,
+                       c->offer->o.id,
+                       c->pool->o.id,
+                       c->buyer->id,
+                       c->provider->id,
+                       gpus,
+                       st,
+                       en,
+                       price,
+                       amount,
+                       c->status,
+                       ts,
+                       c->order->lend_idle ? "t" : "f",
+                       cr};
+    db_job_add(job,
+               "INSERT INTO contracts (id, num, order_id, offer_id, pool_id, buyer_id, "
+               "provider_id, gpus, start_at, end_at, price, amount, status, trade_seq, lend_idle, "
+               "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, to_timestamp($9), "
+               "to_timestamp($10), $11, $12, $13, $14, $15, to_timestamp($16)) "
+               "ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status",
+               16, v);
+}
+
+/* ---- flush and commit ---- */
+
+static void turn_done(struct db_job *job, void *arg);
+
+static void fail_turn(struct market *m, struct turn *t, const char *why)
+{
+    for (int i = 0; i < t->nreplies; i++) {
+        app_error(t->replies[i].r, 503, "unavailable", NULL, "%s; nothing was done, retry later",
+                  why);
+    }
+    t->nreplies = 0;
+    turn_free(t);
+    UNUSED(m);
+}
+
+static void rebuild(struct market *m);
+
+static void flush(struct market *m)
+{
+    struct turn *t = m->open;
+    if (!t || m->inflight)
+        return;
+    m->open = NULL;
+    if (!t->job)
+        t->job = db_job_new(NULL, NULL);
+    struct db_job *job = t->job;
+    /* Objects in dependency order: pools, offers, orders, contracts. */
+    for (int type = OBJ_POOL; type <= OBJ_CONTRACT; type++)
+        for (int i = 0; i < t->ndirty; i++) {
+            struct obj *o = t->dirty[i];
+            if (o->type != type)
+                continue;
+            switch (type) {
+            case OBJ_POOL:
+                write_pool(job, (struct pool *)o);
+                break;
+            case OBJ_OFFER:
+                write_offer(job, (struct offer *)o);
+                break;
+            case OBJ_ORDER:
+                write_order(job, (struct order *)o);
+                break;
+            case OBJ_CONTRACT:
+                write_contract(job, (struct contract *)o);
+                break;
+            }
+        }
+    for (int i = 0; i < t->ndirty; i++)
+        t->dirty[i]->dirty = 0;
+    for (int i = 0; i < t->nphases; i++) {
+        struct ledger_stmt st;
+        if (ledger_batch_count(t->phases[i]) == 0)
+            continue;
+        ledger_batch_set_time(t->phases[i], market_now(m));
+        ledger_batch_stmt(t->phases[i], &st);
+        char *sql = xmalloc(strlen(st.sql) + 96);
+        sprintf(sql, "SELECT capx_require_ok(array_agg(result ORDER BY idx)) FROM (%s) s", st.sql);
+        db_job_add(job, sql, st.nparams, st.values);
+        free(sql);
+    }
+    if (t->sim_now >= 0 || m->app->clock.simulated) {
+        char now[24];
+        fmt_i64(now, clock_now(&m->app->clock));
+        const char *v[] = {now};
+        db_job_add(job,
+                   "INSERT INTO clock_state (one, sim_now) VALUES (true, $1) ON CONFLICT (one) "
+                   "DO UPDATE SET sim_now = EXCLUDED.sim_now",
+                   1, v);
+    }
+    job->cb = turn_done;
+    job->arg = m;
+    m->inflight = t;
+    if (db_submit(m->app->db, job) < 0) {
+        t->job = NULL;
+        db_job_free(job);
+        m->inflight = NULL;
+        fail_turn(m, t, "the database cannot be reached");
+        rebuild(m);
+    }
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    UNUSED(fd);
+    UNUSED(what);
+    flush(arg);
+}
+
+static void turn_done(struct db_job *job, void *arg)
+{
+    struct market *m = arg;
+    struct turn *t = m->inflight;
+    m->inflight = NULL;
+    CAPX_ASSERT(t && t->job == job);
+    if (!job->ok) {
+        log_error("msg=\"group commit failed\" sqlstate=%s err=\"%s\" replies=%d", job->sqlstate,
+                  job->err, t->nreplies);
+        fail_turn(m, t, "the database did not commit");
+        if (m->open) {
+            struct turn *o = m->open;
+            m->open = NULL;
+            fail_turn(m, o, "the database did not commit");
+        }
+        rebuild(m);
+        return;
+    }
+    for (int i = 0; i < t->nreplies; i++) {
+        struct pending_reply *p = &t->replies[i];
+        app_idem_finish(p->r, p->status, p->body);
+        http_reply(p->r->http, p->status, "application/json", p->body, strlen(p->body), NULL);
+    }
+    turn_free(t);
+    if (m->open)
+        flush(m);
+}
+
+/* ---- rebuild ---- */
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    UNUSED(fd);
+    UNUSED(what);
+    rebuild(arg);
+}
+
+static void rebuild(struct market *m)
+{
+    char err[512];
+    m->ready = 0;
+    if (db_pool_ready(m->app->db) && market_load(m, m->app->conninfo, err, sizeof err) == 0) {
+        log_info("msg=\"market rebuilt from the database\"");
+        return;
+    }
+    log_warn("msg=\"market rebuild failed; retrying\" err=\"%s\"",
+             db_pool_ready(m->app->db) ? err : "database unavailable");
+    struct timeval tv = {1, 0};
+    evtimer_add(m->retry_ev, &tv);
+}
+
+struct market *market_new(struct app *a)
+{
+    struct market *m = xcalloc(1, sizeof *m);
+    m->app = a;
+    hmap_init(&m->by_id);
+    hmap_init(&m->interns);
+    m->flush_ev = event_new(a->base, -1, 0, on_flush, m);
+    m->retry_ev = evtimer_new(a->base, on_retry, m);
+    return m;
+}
+
+void market_free(struct market *m)
+{
+    if (!m)
+        return;
+    turn_free(m->open);
+    turn_free(m->inflight);
+    free_objs(m);
+    engine_free(m->eng);
+    free(m->events);
+    event_free(m->flush_ev);
+    event_free(m->retry_ev);
+    free(m);
+}
+
+/* ---- the engine's events ---- */
+
+static struct order *order_of(struct market *m, uint64_t num)
+{
+    struct obj *o = market_by_num(m, num);
+    CAPX_ASSERT(o && o->type == OBJ_ORDER);
+    return (struct order *)o;
+}
+
+static struct offer *offer_of(struct market *m, uint64_t num)
+{
+    struct obj *o = market_by_num(m, num);
+    CAPX_ASSERT(o && o->type == OBJ_OFFER);
+    return (struct offer *)o;
+}
+
+static struct pool *pool_of(struct market *m, uint64_t num)
+{
+    struct obj *o = market_by_num(m, num);
+    CAPX_ASSERT(o && o->type == OBJ_POOL);
+    return (struct pool *)o;
+}
+
+static void order_add_contract(struct order *o, struct contract *c)
+{
+    if (o->ncontracts == o->capcontracts) {
+        o->capcontracts = o->capcontracts ? o->capcontracts * 2 : 4;
+        o->contracts = xrealloc(o->contracts, (size_t)o->capcontracts * sizeof *o->contracts);
+    }
+    o->contracts[o->ncontracts++] = c;
+}
+
+static void order_done(struct market *m, struct order *o, const char *status)
+{
+    o->status = status;
+    o->updated = market_now(m);
+    if (o->acct->open_orders > 0)
+        o->acct->open_orders--;
+    market_dirty(m, &o->o);
+}
+
+static void apply_event(struct market *m, const engine_event *ev, struct order ***touched,
+                        int *ntouched, int *captouched)
+{
+    switch (ev->kind) {
+    case ENGINE_EV_ORDER_ACCEPTED:
+    case ENGINE_EV_SPOT_BID_ACCEPTED: {
+        struct order *o = order_of(m, ev->order);
+        o->seq = ev->seq;
+        market_dirty(m, &o->o);
+        break;
+    }
+    case ENGINE_EV_OFFER_ACCEPTED: {
+        struct offer *f = offer_of(m, ev->offer);
+        f->seq = ev->seq;
+        market_dirty(m, &f->o);
+        break;
+    }
+    case ENGINE_EV_FILL: {
+        struct order *o = order_of(m, ev->order);
+        struct offer *f = offer_of(m, ev->offer);
+        struct contract *c = market_new_obj(m, sizeof *c, OBJ_CONTRACT, "ctr_");
+        c->order = o;
+        c->offer = f;
+        c->pool = pool_of(m, ev->pool);
+        c->buyer = o->acct;
+        c->provider = c->pool->acct;
+        c->gpus = ev->gpus;
+        c->start = ev->start * HOUR;
+        c->end = ev->end * HOUR;
+        c->price = ev->price;
+        c->amount = ev->amount;
+        c->status = "scheduled";
+        c->trade_seq = ev->seq;
+        int64_t check;
+        CAPX_ASSERT(capx_mul3_i64(c->price, c->gpus, ev->end - ev->start, &check) == 0 &&
+                    check == c->amount);
+        order_add_contract(o, c);
+        f->sold_gpu_hours += ev->gpus * (ev->end - ev->start);
+        o->filled = ev->filled;
+        o->fixed_start = ev->start * HOUR;
+        CAPX_ASSERT(capx_add_i64(o->turn_cost, c->amount, &o->turn_cost) == 0);
+        if (!o->touched) {
+            o->touched = 1;
+            if (*ntouched == *captouched) {
+                *captouched = *captouched ? *captouched * 2 : 16;
+                *touched = xrealloc(*touched, (size_t)*captouched * sizeof **touched);
+            }
+            (*touched)[(*ntouched)++] = o;
+        }
+        if (o->filled < o->gpus)
+            o->status = "partially_filled";
+        o->updated = market_now(m);
+        market_dirty(m, &o->o);
+        market_dirty(m, &f->o);
+        break;
+    }
+    case ENGINE_EV_ORDER_DONE: {
+        struct order *o = order_of(m, ev->order);
+        const char *st = ev->reason == ENGINE_R_FILLED    ? "filled"
+                         : ev->reason == ENGINE_R_EXPIRED ? "expired"
+                                                          : "cancelled";
+        order_done(m, o, st);
+        if (!o->touched) {
+            o->touched = 1;
+            if (*ntouched == *captouched) {
+                *captouched = *captouched ? *captouched * 2 : 16;
+                *touched = xrealloc(*touched, (size_t)*captouched * sizeof **touched);
+            }
+            (*touched)[(*ntouched)++] = o;
+        }
+        break;
+    }
+    case ENGINE_EV_OFFER_DONE: {
+        struct offer *f = offer_of(m, ev->offer);
+        f->status = ev->reason == ENGINE_R_EXPIRED ? "expired" : "cancelled";
+        if (f->spot && f->pool->spot_offer == f)
+            f->pool->spot_offer = NULL;
+        market_dirty(m, &f->o);
+        break;
+    }
+    case ENGINE_EV_SPOT_WON: {
+        struct order *o = order_of(m, ev->order);
+        o->status = "running";
+        o->running_pool = pool_of(m, ev->pool);
+        o->spot_price = ev->price;
+        o->preempt_at = 0;
+        o->updated = market_now(m);
+        market_dirty(m, &o->o);
+        break;
+    }
+    case ENGINE_EV_SPOT_PREEMPTED: {
+        struct order *o = order_of(m, ev->order);
+        o->status = "preempted";
+        o->preempt_at = market_now(m) + m->app->cfg.preempt_notice_s;
+        o->updated = market_now(m);
+        market_dirty(m, &o->o);
+        break;
+    }
+    case ENGINE_EV_SPOT_BID_DONE: {
+        struct order *o = order_of(m, ev->order);
+        o->running_pool = NULL;
+        order_done(m, o, "cancelled");
+        market_money_void(m, o);
+        break;
+    }
+    case ENGINE_EV_SPOT_ROUND:
+    default:
+        break;
+    }
+}
+
+void market_apply_events(struct market *m)
+{
+    struct order **touched = NULL;
+    int ntouched = 0, captouched = 0;
+    for (size_t i = 0; i < m->nevents; i++)
+        apply_event(m, &m->events[i], &touched, &ntouched, &captouched);
+    m->nevents = 0;
+    /* Settle each order's hold once for everything this command did to it. */
+    for (int i = 0; i < ntouched; i++) {
+        struct order *o = touched[i];
+        int resting = !strcmp(o->status, "open") || !strcmp(o->status, "partially_filled");
+        if (o->turn_cost > 0)
+            market_money_post(m, o, o->turn_cost);
+        else if (!resting)
+            market_money_void(m, o);
+        if (resting && o->turn_cost > 0) {
+            int64_t rest;
+            CAPX_ASSERT(
+                capx_mul3_i64(o->limit_price, o->gpus - o->filled, o->hours / HOUR, &rest) == 0);
+            market_money_hold(m, o, rest);
+        }
+        o->turn_cost = 0;
+        o->touched = 0;
+    }
+    free(touched);
+}
+
+/* ---- time ---- */
+
+/* GPUs of the pool under contracts active at t. */
+static int64_t pool_busy(struct market *m, struct pool *p, int64_t t)
+{
+    int64_t busy = 0;
+    uint64_t cur = 0;
+    struct obj *o;
+    while ((o = market_next(m, OBJ_CONTRACT, &cur)) != NULL) {
+        struct contract *c = (struct contract *)o;
+        if (c->pool == p && c->start <= t && t < c->end && strcmp(c->status, "cancelled"))
+            busy += c->gpus;
+    }
+    return busy;
+}
+
+static void spot_round(struct market *m, int64_t t)
+{
+    engine_spot_supply *sup = NULL;
+    size_t n = 0, cap = 0;
+    uint64_t cur = 0;
+    struct obj *o;
+    while ((o = market_next(m, OBJ_POOL, &cur)) != NULL) {
+        struct pool *p = (struct pool *)o;
+        if (!p->spot_offer)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            sup = xrealloc(sup, cap * sizeof *sup);
+        }
+        int64_t idle = p->gpus - pool_busy(m, p, t);
+        sup[n++] = (engine_spot_supply){p->o.num, (int32_t)(idle > 0 ? idle : 0), 0};
+    }
+    if (engine_spot_round(m->eng, t, sup, n) == 0)
+        market_apply_events(m);
+    free(sup);
+    /* Notice periods that ran out: the bid is back to bidding. */
+    cur = 0;
+    while ((o = market_next(m, OBJ_ORDER, &cur)) != NULL) {
+        struct order *b = (struct order *)o;
+        if (b->spot && !strcmp(b->status, "preempted") && b->preempt_at <= t) {
+            b->status = "pending";
+            b->running_pool = NULL;
+            b->updated = t;
+            market_dirty(m, &b->o);
+        }
+    }
+}
+
+static void hour_boundary(struct market *m, int64_t t)
+{
+    if (engine_tick(m->eng, t) == 0)
+        market_apply_events(m);
+    uint64_t cur = 0;
+    struct obj *o;
+    while ((o = market_next(m, OBJ_CONTRACT, &cur)) != NULL) {
+        struct contract *c = (struct contract *)o;
+        if (!strcmp(c->status, "scheduled") && c->start <= t) {
+            c->status = "active";
+            market_dirty(m, &c->o);
+            int64_t avail = c->pool->gpus - pool_busy(m, c->pool, t);
+            if (engine_spot_reclaim(m->eng, t, c->pool->o.num, (int32_t)(avail > 0 ? avail : 0)) ==
+                0)
+                market_apply_events(m);
+        }
+        if (!strcmp(c->status, "active") && c->end <= t) {
+            c->status = "completed";
+            market_dirty(m, &c->o);
+        }
+    }
+}
+
+void market_advance(struct market *m, int64_t target)
+{
+    int64_t t = m->now;
+    if (target <= t)
+        return;
+    /* Every whole minute in (t, target], in time order; hour work before that minute's round. */
+    int64_t minute = (t / 60 + 1) * 60;
+    for (; minute <= target; minute += 60) {
+        if (minute % HOUR == 0)
+            hour_boundary(m, minute);
+        spot_round(m, minute);
+        m->now = minute;
+    }
+    m->now = target;
+}
+
+/* ---- JSON ---- */
+
+static json_t *ts(int64_t t)
+{
+    char b[CAPX_TIME_STRLEN];
+    capx_time_format(t, b);
+    return json_string(b);
+}
+
+json_t *pool_json(const struct pool *p)
+{
+    return json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I}", "id", p->o.id, "name", p->name,
+                     "gpu_model", p->gpu_model, "region", p->region, "nodes", (json_int_t)p->nodes,
+                     "gpus_per_node", (json_int_t)p->gpus_per_node, "nodes_per_rack",
+                     (json_int_t)p->nodes_per_rack, "gpus", (json_int_t)p->gpus);
+}
+
+json_t *offer_json(const struct offer *f)
+{
+    json_t *j = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s,s:I}", "id", f->o.id, "pool_id", f->pool->o.id,
+                          "kind", f->spot ? "spot" : "reservation", "gpus", (json_int_t)f->gpus,
+                          "price", (json_int_t)f->price, "status", f->status, "sold_gpu_hours",
+                          (json_int_t)f->sold_gpu_hours);
+    if (!f->spot) {
+        json_object_set_new(j, "start", ts(f->start));
+        json_object_set_new(j, "end", ts(f->end));
+    }
+    return j;
+}
+
+json_t *order_json(const struct order *o)
+{
+    json_t *ids = json_array();
+    for (int i = 0; i < o->ncontracts; i++)
+        json_array_append_new(ids, json_string(o->contracts[i]->o.id));
+    json_t *j =
+        json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:o}", "id", o->o.id, "kind",
+                  o->spot ? "spot" : "reservation", "status", o->status, "gpu_model", o->gpu_model,
+                  "gpus", (json_int_t)o->gpus, "filled_gpus", (json_int_t)o->filled, "limit_price",
+                  (json_int_t)o->limit_price, "hold", (json_int_t)o->hold_amount, "contracts", ids);
+    json_object_set_new(j, "region", o->region[0] ? json_string(o->region) : json_null());
+    if (!o->spot) {
+        json_object_set_new(j, "start", ts(o->start));
+        json_object_set_new(j, "latest_start", ts(o->latest_start));
+        json_object_set_new(j, "hours", json_integer(o->hours / HOUR));
+        json_object_set_new(j, "all_or_none", json_boolean(o->all_or_none));
+        json_object_set_new(j, "single_pool", json_boolean(o->single_pool));
+        json_object_set_new(j, "time_in_force", json_string(o->ioc ? "ioc" : "gtc"));
+        json_object_set_new(j, "lend_idle", json_boolean(o->lend_idle));
+    } else {
+        json_object_set_new(j, "pool_id",
+                            o->running_pool ? json_string(o->running_pool->o.id) : json_null());
+        json_object_set_new(j, "price", o->spot_price ? json_integer(o->spot_price) : json_null());
+        json_object_set_new(j, "preempt_at", o->preempt_at ? ts(o->preempt_at) : json_null());
+    }
+    json_object_set_new(j, "created_at", ts(o->o.created));
+    return j;
+}
+
+json_t *contract_json(const struct contract *c)
+{
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:o,s:o,s:I,s:I,s:s,s:[],s:I}", "id", c->o.id,
+                     "order_id", c->order->o.id, "offer_id", c->offer->o.id, "pool_id",
+                     c->pool->o.id, "buyer_id", c->buyer->id, "provider_id", c->provider->id,
+                     "gpus", (json_int_t)c->gpus, "start", ts(c->start), "end", ts(c->end), "price",
+                     (json_int_t)c->price, "amount", (json_int_t)c->amount, "status", c->status,
+                     "placement", "lost_gpu_hours", (json_int_t)0);
+}
+
+/* ---- loading (start-up and rebuild) ---- */
+
+static PGresult *q(PGconn *c, const char *sql, char *err, size_t errlen)
+{
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        snprintf(err, errlen, "%s", PQresultErrorMessage(r));
+        err[strcspn(err, "\n")] = '\0';
+        PQclear(r);
+        return NULL;
+    }
+    return r;
+}
+
+static int64_t i64(PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static int64_t ts_or(PGresult *r, int row, int col, int64_t dflt)
+{
+    return PQgetisnull(r, row, col) ? dflt : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static void copy(char *dst, size_t n, PGresult *r, int row, int col)
+{
+    snprintf(dst, n, "%s", PQgetisnull(r, row, col) ? "" : PQgetvalue(r, row, col));
+}
+
+static const char *intern_status(const char *s)
+{
+    static const char *const all[] = {"open",    "filled",    "partially_filled", "cancelled",
+                                      "expired", "pending",   "running",          "preempted",
+                                      "stopped", "scheduled", "active",           "completed"};
+    for (size_t i = 0; i < ARRAY_LEN(all); i++)
+        if (!strcmp(all[i], s))
+            return all[i];
+    capx_fatal("unknown status %s in the database", s);
+}
+
+static struct account *acct_of(struct market *m, const char *id)
+{
+    struct account *a = hmap_get(&m->app->accounts, id);
+    if (!a)
+        capx_fatal("account %s referenced but not loaded", id);
+    return a;
+}
+
+struct account *market_account_new(struct market *m, const char *id, const char *name,
+                                   unsigned roles)
+{
+    struct account *a = xcalloc(1, sizeof *a);
+    snprintf(a->id, sizeof a->id, "%s", id);
+    snprintf(a->name, sizeof a->name, "%s", name);
+    a->roles = roles;
+    a->num = ++m->next_account_num;
+    a->tokens = (double)m->app->cfg.rate_burst;
+    a->created = market_now(m);
+    hmap_put(&m->app->accounts, a->id, a);
+    return a;
+}
+
+static unsigned roles_of(const char *pgarray)
+{
+    unsigned r = 0;
+    if (strstr(pgarray, "buyer"))
+        r |= ROLE_BUYER;
+    if (strstr(pgarray, "provider"))
+        r |= ROLE_PROVIDER;
+    if (strstr(pgarray, "admin"))
+        r |= ROLE_ADMIN;
+    return r;
+}
+
+static int load_accounts(struct market *m, PGconn *c, char *err, size_t errlen)
+{
+    PGresult *r = q(c,
+                    "SELECT id, name, roles::text, extract(epoch FROM created_at)::bigint "
+                    "FROM accounts ORDER BY created_at, id",
+                    err, errlen);
+    if (!r)
+        return -1;
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct account *a = market_account_new(m, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+                                               roles_of(PQgetvalue(r, i, 2)));
+        a->created = i64(r, i, 3);
+    }
+    PQclear(r);
+    r = q(c,
+          "SELECT owner, coalesce(sum(CASE WHEN kind = 'cash' THEN credits_posted - "
+          "debits_posted - debits_pending ELSE 0 END), 0)::bigint, coalesce(sum(CASE WHEN kind = "
+          "'cash' THEN debits_pending ELSE credits_posted - debits_posted END), 0)::bigint "
+          "FROM ledger_accounts WHERE owner IS NOT NULL GROUP BY owner",
+          err, errlen);
+    if (!r)
+        return -1;
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct account *a = hmap_get(&m->app->accounts, PQgetvalue(r, i, 0));
+        if (!a)
+            continue;
+        a->available = i64(r, i, 1);
+        a->held = i64(r, i, 2);
+        check_mirror(a);
+    }
+    PQclear(r);
+    r = q(c,
+          "SELECT id, account_id, encode(key_hash, 'hex') FROM api_keys WHERE revoked_at IS NULL",
+          err, errlen);
+    if (!r)
+        return -1;
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct api_key *k = xcalloc(1, sizeof *k);
+        snprintf(k->id, sizeof k->id, "%s", PQgetvalue(r, i, 0));
+        k->acct = acct_of(m, PQgetvalue(r, i, 1));
+        hmap_put(&m->app->keys, PQgetvalue(r, i, 2), k);
+    }
+    PQclear(r);
+    r = q(c,
+          "SELECT account_id || E'\\n' || key, encode(request_hash, 'hex'), status, body, "
+          "extract(epoch FROM created_at)::bigint FROM idempotency_keys "
+          "WHERE created_at > now() - interval '24 hours'",
+          err, errlen);
+    if (!r)
+        return -1;
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct idem *d = xcalloc(1, sizeof *d);
+        const char *hex = PQgetvalue(r, i, 1);
+        for (int k = 0; k < 32; k++) {
+            unsigned v;
+            sscanf(hex + 2 * k, "%2x", &v);
+            d->hash[k] = (unsigned char)v;
+        }
+        d->status = (int)i64(r, i, 2);
+        d->body = xstrdup(PQgetvalue(r, i, 3));
+        d->created = i64(r, i, 4);
+        hmap_put(&m->app->idem, PQgetvalue(r, i, 0), d);
+    }
+    PQclear(r);
+    return 0;
+}
+
+static int load_market(struct market *m, PGconn *c, char *err, size_t errlen)
+{
+    uint64_t max_seq = 0, max_trade = 0;
+    PGresult *r =
+        q(c,
+          "SELECT id, num, account_id, name, gpu_model, region, nodes, gpus_per_node, "
+          "nodes_per_rack, extract(epoch FROM created_at)::bigint FROM pools ORDER BY num",
+          err, errlen);
+    if (!r)
+        return -1;
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct pool *p = xcalloc(1, sizeof *p);
+        p->o.type = OBJ_POOL;
+        copy(p->o.id, sizeof p->o.id, r, i, 0);
+        p->o.num = (uint64_t)i64(r, i, 1);
+        p->acct = acct_of(m, PQgetvalue(r, i, 2));
+        copy(p->name, sizeof p->name, r, i, 3);
+        copy(p->gpu_model, sizeof p->gpu_model, r, i, 4);
+        copy(p->region, sizeof p->region, r, i, 5);
+        p->nodes = i64(r, i, 6);
+        p->gpus_per_node = i64(r, i, 7);
+        p->nodes_per_rack = i64(r, i, 8);
+        p->gpus = p->nodes * p->gpus_per_node;
+        p->o.created = i64(r, i, 9);
+        p->model = market_intern(m, p->gpu_model);
+        p->region_num = market_intern(m, p->region);
+        add_obj(m, &p->o);
+        if (engine_add_pool(m->eng, p->o.num, p->acct->num, p->model, p->region_num,
+                            (int32_t)p->gpus) < 0) {
+            snprintf(err, errlen, "engine refused pool %s", p->o.id);
+            PQclear(r);
+            return -1;
+        }
+    }
+    PQclear(r);
+    r = q(c,
+          "SELECT id, num, pool_id, kind, gpus, extract(epoch FROM start_at)::bigint, "
+          "extract(epoch FROM end_at)::bigint, price, status, seq, "
+          "extract(epoch FROM created_at)::bigint FROM offers ORDER BY num",
+          err, errlen);
+    if (!r)
+        return -1;
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct offer *f = xcalloc(1, sizeof *f);
+        f->o.type = OBJ_OFFER;
+        copy(f->o.id, sizeof f->o.id, r, i, 0);
+        f->o.num = (uint64_t)i64(r, i, 1);
+        f->pool = (struct pool *)market_get(m, PQgetvalue(r, i, 2));
+        CAPX_ASSERT(f->pool && f->pool->o.type == OBJ_POOL);
+        f->spot = !strcmp(PQgetvalue(r, i, 3), "spot");
+        f->gpus = i64(r, i, 4);
+        f->start = i64(r, i, 5);
+        f->end = i64(r, i, 6);
+        f->price = i64(r, i, 7);
+        f->status = intern_status(PQgetvalue(r, i, 8));
+        f->seq = (uint64_t)i64(r, i, 9);
+        f->o.created = i64(r, i, 10);
+        if (f->seq > max_seq)
+            max_seq = f->seq;
+        add_obj(m, &f->o);
+        if (strcmp(f->status, "open") != 0)
+            continue;
+        int rc;
+        if (f->spot) {
+            engine_spot_offer_spec s = {f->o.num, f->pool->o.num, f->price, (int32_t)f->gpus};
+            rc = engine_restore_spot_offer(m->eng, &s, f->seq);
+            f->pool->spot_offer = f;
+        } else {
+            engine_offer_spec s = {f->o.num,      f->pool->o.num, f->start / HOUR,
+                                   f->end / HOUR, f->price,       (int32_t)f->gpus};
+            rc = engine_restore_offer(m->eng, &s, f->seq);
+        }
+        if (rc < 0) {
+            snprintf(err, errlen, "engine refused offer %s: %s", f->o.id,
+                     engine_strerror(engine_error(m->eng)));
+            PQclear(r);
+            return -1;
+        }
+    }
+    PQclear(r);
+    r = q(c,
+          "SELECT id, num, account_id, kind, gpu_model, region, gpus, filled_gpus, "
+          "extract(epoch FROM start_at)::bigint, extract(epoch FROM latest_start)::bigint, "
+          "extract(epoch FROM fixed_start)::bigint, hours, limit_price, all_or_none, "
+          "single_pool, time_in_force, lend_idle, status, hold_id, hold_amount, hold_count, "
+          "running_pool, spot_price, extract(epoch FROM preempt_at)::bigint, seq, "
+          "extract(epoch FROM created_at)::bigint, extract(epoch FROM updated_at)::bigint "
+          "FROM orders ORDER BY num",
+          err, errlen);
+    if (!r)
+        return -1;
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct order *o = xcalloc(1, sizeof *o);
+        o->o.type = OBJ_ORDER;
+        copy(o->o.id, sizeof o->o.id, r, i, 0);
+        o->o.num = (uint64_t)i64(r, i, 1);
+        o->acct = acct_of(m, PQgetvalue(r, i, 2));
+        o->spot = !strcmp(PQgetvalue(r, i, 3), "spot");
+        copy(o->gpu_model, sizeof o->gpu_model, r, i, 4);
+        copy(o->region, sizeof o->region, r, i, 5);
+        o->model = market_intern(m, o->gpu_model);
+        o->region_num = o->region[0] ? market_intern(m, o->region) : 0;
+        o->gpus = i64(r, i, 6);
+        o->filled = i64(r, i, 7);
+        o->start = i64(r, i, 8);
+        o->latest_start = i64(r, i, 9);
+        o->fixed_start = ts_or(r, i, 10, -1);
+        o->hours = i64(r, i, 11) * HOUR;
+        o->limit_price = i64(r, i, 12);
+        o->all_or_none = PQgetvalue(r, i, 13)[0] == 't';
+        o->single_pool = PQgetvalue(r, i, 14)[0] == 't';
+        o->ioc = !strcmp(PQgetvalue(r, i, 15), "ioc");
+        o->lend_idle = PQgetvalue(r, i, 16)[0] == 't';
+        o->status = intern_status(PQgetvalue(r, i, 17));
+        copy(o->hold_id, sizeof o->hold_id, r, i, 18);
+        o->hold_amount = i64(r, i, 19);
+        o->hold_count = i64(r, i, 20);
+        o->running_pool =
+            PQgetisnull(r, i, 21) ? NULL : (struct pool *)market_get(m, PQgetvalue(r, i, 21));
+        o->spot_price = i64(r, i, 22);
+        o->preempt_at = i64(r, i, 23);
+        o->seq = (uint64_t)i64(r, i, 24);
+        o->o.created = i64(r, i, 25);
+        o->updated = i64(r, i, 26);
+        if (o->seq > max_seq)
+            max_seq = o->seq;
+        add_obj(m, &o->o);
+    }
+    PQclear(r);
+    r = q(c,
+          "SELECT id, num, order_id, offer_id, pool_id, buyer_id, provider_id, gpus, "
+          "extract(epoch FROM start_at)::bigint, extract(epoch FROM end_at)::bigint, price, "
+          "amount, status, trade_seq, extract(epoch FROM created_at)::bigint "
+          "FROM contracts ORDER BY num",
+          err, errlen);
+    if (!r)
+        return -1;
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct contract *k = xcalloc(1, sizeof *k);
+        k->o.type = OBJ_CONTRACT;
+        copy(k->o.id, sizeof k->o.id, r, i, 0);
+        k->o.num = (uint64_t)i64(r, i, 1);
+        k->order = (struct order *)market_get(m, PQgetvalue(r, i, 2));
+        k->offer = (struct offer *)market_get(m, PQgetvalue(r, i, 3));
+        k->pool = (struct pool *)market_get(m, PQgetvalue(r, i, 4));
+        CAPX_ASSERT(k->order && k->offer && k->pool);
+        k->buyer = acct_of(m, PQgetvalue(r, i, 5));
+        k->provider = acct_of(m, PQgetvalue(r, i, 6));
+        k->gpus = i64(r, i, 7);
+        k->start = i64(r, i, 8);
+        k->end = i64(r, i, 9);
+        k->price = i64(r, i, 10);
+        k->amount = i64(r, i, 11);
+        k->status = intern_status(PQgetvalue(r, i, 12));
+        k->trade_seq = (uint64_t)i64(r, i, 13);
+        k->o.created = i64(r, i, 14);
+        if (k->trade_seq > max_trade)
+            max_trade = k->trade_seq;
+        add_obj(m, &k->o);
+        order_add_contract(k->order, k);
+        k->offer->sold_gpu_hours += k->gpus * ((k->end - k->start) / HOUR);
+        if (strcmp(k->status, "cancelled") != 0 &&
+            engine_restore_sold(m->eng, k->pool->o.num, k->start / HOUR, k->end / HOUR,
+                                (int32_t)k->gpus) < 0) {
+            snprintf(err, errlen, "engine refused contract %s", k->o.id);
+            PQclear(r);
+            return -1;
+        }
+    }
+    PQclear(r);
+    /* Open orders and bids go back into the engine once their contracts are known. */
+    uint64_t cur = 0;
+    struct obj *ob;
+    while ((ob = market_next(m, OBJ_ORDER, &cur)) != NULL) {
+        struct order *o = (struct order *)ob;
+        int rc = 0, open = 0;
+        if (o->spot) {
+            open = !strcmp(o->status, "pending") || !strcmp(o->status, "running") ||
+                   !strcmp(o->status, "preempted");
+            if (open) {
+                engine_spot_bid_spec s = {o->o.num,      o->acct->num,   o->model,
+                                          o->region_num, o->limit_price, (int32_t)o->gpus};
+                uint64_t running =
+                    !strcmp(o->status, "running") && o->running_pool ? o->running_pool->o.num : 0;
+                rc = engine_restore_spot_bid(m->eng, &s, o->seq, running);
+            }
+        } else {
+            open = !strcmp(o->status, "open") || !strcmp(o->status, "partially_filled");
+            if (open) {
+                engine_order_spec s = {
+                    o->o.num,       o->acct->num,     o->model,
+                    o->region_num,  o->start / HOUR,  o->latest_start / HOUR,
+                    o->limit_price, (int32_t)o->gpus, (int32_t)(o->hours / HOUR),
+                    o->all_or_none, o->single_pool,   o->ioc ? ENGINE_IOC : ENGINE_GTC};
+                uint64_t fixed_pool =
+                    o->single_pool && o->ncontracts ? o->contracts[0]->pool->o.num : 0;
+                rc = engine_restore_order(m->eng, &s, o->seq, (int32_t)o->filled,
+                                          o->fixed_start >= 0 ? o->fixed_start / HOUR : -1,
+                                          fixed_pool);
+            }
+        }
+        if (open)
+            o->acct->open_orders++;
+        if (rc < 0) {
+            snprintf(err, errlen, "engine refused order %s: %s", o->o.id,
+                     engine_strerror(engine_error(m->eng)));
+            return -1;
+        }
+    }
+    engine_restore_counters(m->eng, max_seq + 1, max_trade + 1, market_now(m));
+    return 0;
+}
+
+int market_load(struct market *m, const char *conninfo, char *err, size_t errlen)
+{
+    int rc = -1;
+    PGconn *c = PQconnectdb(conninfo);
+    if (PQstatus(c) != CONNECTION_OK) {
+        snprintf(err, errlen, "database: %s", PQerrorMessage(c));
+        err[strcspn(err, "\n")] = '\0';
+        goto done;
+    }
+    PGresult *r = PQexec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    PQclear(r);
+    turn_free(m->open);
+    m->open = NULL;
+    app_clear(m->app);
+    hmap_init(&m->app->accounts);
+    hmap_init(&m->app->keys);
+    hmap_init(&m->app->idem);
+    free_objs(m);
+    hmap_init(&m->by_id);
+    hmap_init(&m->interns);
+    engine_free(m->eng);
+    m->eng = engine_new(sink, m);
+    m->nevents = 0;
+    m->next_account_num = 0;
+    if (m->app->clock.simulated) {
+        r = q(c, "SELECT sim_now FROM clock_state", err, errlen);
+        if (!r)
+            goto done;
+        if (PQntuples(r) == 1 && i64(r, 0, 0) > m->app->clock.sim_now)
+            m->app->clock.sim_now = i64(r, 0, 0);
+        PQclear(r);
+    }
+    if (load_accounts(m, c, err, errlen) < 0 || load_market(m, c, err, errlen) < 0)
+        goto done;
+    m->now = market_now(m);
+    m->ready = 1;
+    rc = 0;
+    log_info("msg=\"market loaded\" accounts=%zu objects=%llu engine_bytes=%zu",
+             m->app->accounts.len, (unsigned long long)m->nobjs, engine_memory(m->eng));
+done:
+    PQfinish(c);
+    return rc;
+}
