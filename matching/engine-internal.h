@@ -39,25 +39,30 @@ typedef struct offer {
     uint8_t live;       /* 1 while open */
 } offer;
 
-/* A pool and its lowest open ask per GPU-hour: a lower bound on what it can charge. */
+/*
+ * Open reservation offers by ask, for the search's cheapest-first scan: the entries meeting
+ * an order's hours, in this order, visit every pool that can serve it at its lowest ask there
+ * first, so the ask of the next entry bounds every pool not yet visited.
+ */
 typedef struct lbent {
-    int64_t lb;
-    uint32_t pool;
+    int64_t price;      /* the offer's ask */
+    int64_t start, end; /* its hours */
+    uint32_t pool;      /* pool index */
+    uint32_t offer;     /* offer index */
 } lbent;
 
-/* Pools by lowest ask, for all hours or for one bucket of 1024 hours. */
-#define LB_BUCKET_SHIFT 10
+#define LB_BUCKET_SHIFT 10 /* buckets of 1024 hours */
 #define LB_BUCKETS      64 /* buckets kept from the first one asked for (7 years) */
 
 typedef struct lblist {
-    lbent *v; /* sorted by (lb, pool) */
+    lbent *v; /* sorted by (price, offer) */
     uint32_t n, cap;
-    bool dirty; /* offers changed since it was built */
+    bool dirty; /* not built yet */
 } lblist;
 
 typedef struct lbset {
-    lblist all;   /* lb = the pool's lowest open ask */
-    lblist *bkt;  /* bkt[i]: bucket base + i, lb = lowest ask of offers meeting the bucket */
+    lblist all;   /* every open offer */
+    lblist *bkt;  /* bkt[i]: the offers meeting bucket base + i */
     int64_t base; /* first bucket */
     uint32_t nbkt;
 } lbset;
@@ -69,7 +74,6 @@ typedef struct pool {
     uint32_t *offers;     /* open reservation offers, sorted by start (never overlapping) */
     uint32_t noffers, offers_cap;
     soldmap sold;         /* GPUs sold per hour */
-    int64_t min_price;    /* lowest price of its open offers (INT64_MAX / 4 when none) */
     uint32_t spot_offer;  /* open spot offer index, or NONE32 */
     uint32_t spot_pos;    /* position in the market's sorted spot pools */
     int32_t spot_supply;  /* this round's spot GPUs */
@@ -93,6 +97,8 @@ typedef struct order {
     int32_t hours;        /* contract length */
     uint32_t model;       /* model index */
     uint32_t fixed_pool;  /* single_pool order partly filled: its pool, else NONE32 */
+    uint32_t level;       /* resting level (limit price) index */
+    uint32_t prev, next;  /* FIFO (sequence order) within the level */
     uint8_t aon, single, tif, live;
 } order;
 
@@ -108,11 +114,17 @@ typedef struct spot_bid {
     uint8_t live;
 } spot_bid;
 
+/* A price level: spot bids of a market, or resting orders of a model, at one limit. */
 typedef struct spot_level {
     int64_t price;       /* limit */
-    uint32_t head, tail; /* bids in sequence order */
+    uint32_t head, tail; /* bids or orders in sequence order */
     uint32_t count;
 } spot_level;
+
+/* Every resting order of model md, highest limit first, then by seq. */
+#define FOR_RESTING(e, md, oi)                                                                     \
+    for (uint32_t k_ = 0; k_ < (md)->nlevels; k_++)                                                \
+        for (uint32_t oi = LEVEL(e, (md)->levels[k_])->head; oi != NONE32; oi = ORDER(e, oi)->next)
 
 typedef struct market {
     uint64_t model, region;
@@ -128,7 +140,7 @@ typedef struct market {
     int32_t *seg;    /* segment tree of GPUs left this round over sp, size 2*seg_size */
     uint32_t nsp, sp_cap, seg_size;
     bool sp_dirty; /* sp must be rebuilt */
-    lbset lb; /* its pools by lowest ask */
+    lbset lb;      /* its pools by lowest ask */
     /* market data */
     engine_trade trades[ENGINE_TRADES_KEPT]; /* ring */
     uint32_t ntrades, trade_head;
@@ -139,9 +151,10 @@ typedef struct model {
     uint64_t id;
     uint32_t *markets; /* market indices */
     uint32_t nmarkets, markets_cap;
-    uint32_t *resting; /* resting order indices by (limit desc, seq asc) */
-    uint32_t nresting, resting_cap;
-    lbset lb; /* all its markets' pools by lowest ask */
+    uint32_t *levels; /* resting orders' levels, highest limit first (each a FIFO by seq) */
+    uint32_t nlevels, levels_cap;
+    uint32_t nresting; /* resting orders */
+    lbset lb;          /* all its markets' pools by lowest ask */
 } model;
 
 typedef struct heap_ent {
@@ -211,6 +224,9 @@ struct engine {
     int64_t *sc_price;
     piece *pieces; /* the plan's pieces */
     size_t pieces_cap;
+    uint32_t *stamp; /* search: per pool index, the scan that visited it */
+    size_t stamp_cap;
+    uint32_t scan_no;
     uint32_t *sc_retry; /* resting orders to retry */
     size_t sc_retry_cap;
     int64_t *sc_losers; /* spot round: losing limits */

@@ -138,7 +138,7 @@ void engine_free(engine *e)
     for (uint32_t i = 0; i < e->models.n; i++) {
         model *md = MODEL(e, i);
         free(md->markets);
-        free(md->resting);
+        free(md->levels);
         lbset_free(&md->lb);
     }
     slab_free(&e->pools);
@@ -164,6 +164,7 @@ void engine_free(engine *e)
     free(e->sc_price);
     free(e->pieces);
     free(e->sc_retry);
+    free(e->stamp);
     free(e->sc_losers);
     free(e);
 }
@@ -215,13 +216,14 @@ size_t engine_memory(const engine *e)
     }
     for (uint32_t i = 0; i < e->models.n; i++) {
         const model *md = MODEL(e, i);
-        b += (size_t)(md->markets_cap + md->resting_cap) * sizeof(uint32_t);
+        b += (size_t)(md->markets_cap + md->levels_cap) * sizeof(uint32_t);
         b += lbset_memory(&md->lb);
     }
     size_t hourly = SEARCH_CHUNK + ENGINE_MAX_HOURS + 1;
     b += hourly * (3 * sizeof(int32_t) + sizeof(int64_t));
     b += e->sc_pools_cap * sizeof(uint32_t) + (e->sc_cand_cap + e->sc_sel_cap) * sizeof(cand);
     b += e->pieces_cap * sizeof(piece) + e->sc_retry_cap * sizeof(uint32_t);
+    b += e->stamp_cap * sizeof(uint32_t);
     b += e->sc_losers_cap * sizeof(int64_t);
     return b;
 }
@@ -291,7 +293,6 @@ int engine_add_pool(engine *e, uint64_t id, uint64_t account, uint64_t model_id,
     p->market = mk;
     p->gpus = gpus;
     p->spot_offer = NONE32;
-    p->min_price = INT64_MAX / 4;
     soldmap_init(&p->sold);
     idmap_put(&e->pool_ids, id, pi);
     market *m = MARKET(e, mk);
@@ -346,18 +347,13 @@ static void heap_pop(engine *e)
 
 /* ---------------------------------------------------------------- resting orders */
 
-static bool order_before(const order *a, const order *b)
+/* Position of the first level with limit <= p (levels are highest first). */
+static uint32_t rlevel_pos(const engine *e, const model *md, int64_t p)
 {
-    return a->limit > b->limit || (a->limit == b->limit && a->seq < b->seq);
-}
-
-/* First position in md->resting not before o. */
-static uint32_t resting_lower(engine *e, const model *md, const order *o)
-{
-    uint32_t lo = 0, hi = md->nresting;
+    uint32_t lo = 0, hi = md->nlevels;
     while (lo < hi) {
         uint32_t mid = (lo + hi) / 2;
-        if (order_before(ORDER(e, md->resting[mid]), o))
+        if (LEVEL(e, md->levels[mid])->price > p)
             lo = mid + 1;
         else
             hi = mid;
@@ -369,10 +365,35 @@ static void resting_insert(engine *e, uint32_t oi)
 {
     order *o = ORDER(e, oi);
     model *md = MODEL(e, o->model);
-    grow32((void **)&md->resting, &md->resting_cap, md->nresting + 1, sizeof(uint32_t));
-    uint32_t pos = resting_lower(e, md, o);
-    memmove(md->resting + pos + 1, md->resting + pos, (md->nresting - pos) * sizeof(uint32_t));
-    md->resting[pos] = oi;
+    uint32_t pos = rlevel_pos(e, md, o->limit), li;
+    if (pos < md->nlevels && LEVEL(e, md->levels[pos])->price == o->limit) {
+        li = md->levels[pos];
+    } else {
+        li = slab_new(&e->levels);
+        spot_level *l = LEVEL(e, li);
+        l->price = o->limit;
+        l->head = l->tail = NONE32;
+        grow32((void **)&md->levels, &md->levels_cap, md->nlevels + 1, sizeof(uint32_t));
+        memmove(md->levels + pos + 1, md->levels + pos, (md->nlevels - pos) * sizeof(uint32_t));
+        md->levels[pos] = li;
+        md->nlevels++;
+    }
+    spot_level *l = LEVEL(e, li);
+    o->level = li;
+    uint32_t after = l->tail; /* new orders go last; a rebuild may come out of order */
+    while (after != NONE32 && ORDER(e, after)->seq > o->seq)
+        after = ORDER(e, after)->prev;
+    o->prev = after;
+    o->next = after == NONE32 ? l->head : ORDER(e, after)->next;
+    if (o->prev == NONE32)
+        l->head = oi;
+    else
+        ORDER(e, o->prev)->next = oi;
+    if (o->next == NONE32)
+        l->tail = oi;
+    else
+        ORDER(e, o->next)->prev = oi;
+    l->count++;
     md->nresting++;
     heap_push(e, o->dead_at, o->seq, oi, false);
 }
@@ -381,10 +402,23 @@ static void resting_remove(engine *e, uint32_t oi)
 {
     order *o = ORDER(e, oi);
     model *md = MODEL(e, o->model);
-    uint32_t pos = resting_lower(e, md, o);
-    CAPX_ASSERT(pos < md->nresting && md->resting[pos] == oi);
-    memmove(md->resting + pos, md->resting + pos + 1, (md->nresting - pos - 1) * sizeof(uint32_t));
+    spot_level *l = LEVEL(e, o->level);
+    if (o->prev == NONE32)
+        l->head = o->next;
+    else
+        ORDER(e, o->prev)->next = o->next;
+    if (o->next == NONE32)
+        l->tail = o->prev;
+    else
+        ORDER(e, o->next)->prev = o->prev;
     md->nresting--;
+    if (--l->count == 0) {
+        uint32_t pos = rlevel_pos(e, md, l->price);
+        CAPX_ASSERT(pos < md->nlevels && md->levels[pos] == o->level);
+        memmove(md->levels + pos, md->levels + pos + 1, (md->nlevels - pos - 1) * sizeof(uint32_t));
+        md->nlevels--;
+        slab_del(&e->levels, o->level);
+    }
 }
 
 static void order_done(engine *e, uint32_t oi, uint8_t reason)
@@ -412,9 +446,9 @@ static void order_done(engine *e, uint32_t oi, uint8_t reason)
 static int lbent_cmp(const void *a, const void *b)
 {
     const lbent *x = a, *y = b;
-    if (x->lb != y->lb)
-        return x->lb < y->lb ? -1 : 1;
-    return x->pool < y->pool ? -1 : x->pool > y->pool;
+    if (x->price != y->price)
+        return x->price < y->price ? -1 : 1;
+    return x->offer < y->offer ? -1 : x->offer > y->offer;
 }
 
 static void lblist_build(engine *e, lblist *l, const uint32_t *markets, uint32_t nmarkets,
@@ -423,17 +457,14 @@ static void lblist_build(engine *e, lblist *l, const uint32_t *markets, uint32_t
     uint32_t k = 0;
     for (uint32_t i = 0; i < nmarkets; i++) {
         const market *m = MARKET(e, markets[i]);
-        grow32((void **)&l->v, &l->cap, k + m->npools, sizeof(lbent));
         for (uint32_t j = 0; j < m->npools; j++) {
             const pool *p = POOL(e, m->pools[j]);
-            int64_t mn = INT64_MAX;
+            grow32((void **)&l->v, &l->cap, k + p->noffers, sizeof(lbent));
             for (uint32_t t = 0; t < p->noffers; t++) {
                 const offer *of = OFFER(e, p->offers[t]);
-                if ((from >= to || (of->start < to && of->end > from)) && of->price < mn)
-                    mn = of->price;
+                if (from >= to || (of->start < to && of->end > from))
+                    l->v[k++] = (lbent){of->price, of->start, of->end, m->pools[j], p->offers[t]};
             }
-            if (mn != INT64_MAX)
-                l->v[k++] = (lbent){mn, m->pools[j]};
         }
     }
     if (k > 1)
@@ -448,6 +479,8 @@ const lblist *engine_lb_list(engine *e, lbset *s, const uint32_t *markets, uint3
     int64_t b0 = a >> LB_BUCKET_SHIFT, b1 = (b - 1) >> LB_BUCKET_SHIFT;
     lblist *l = &s->all;
     int64_t from = 0, to = 0;
+    if (s->nbkt == 0 && !s->all.v)
+        s->all.dirty = true;
     if (b0 == b1) {
         if (s->nbkt == 0) {
             s->base = b0;
@@ -467,13 +500,6 @@ const lblist *engine_lb_list(engine *e, lbset *s, const uint32_t *markets, uint3
     return l;
 }
 
-static void lbset_dirty(lbset *s)
-{
-    s->all.dirty = true;
-    for (uint32_t i = 0; i < s->nbkt; i++)
-        s->bkt[i].dirty = true;
-}
-
 static void lbset_free(lbset *s)
 {
     free(s->all.v);
@@ -490,17 +516,49 @@ static size_t lbset_memory(const lbset *s)
     return b;
 }
 
-/* The pool's offers changed: its lowest ask and the cheapest-first lists. */
-static void pool_offers_changed(engine *e, pool *p)
+/* Offer oi entered (add) or left a built list. */
+static void lblist_update(lblist *l, const lbent *x, bool add)
 {
-    int64_t mn = INT64_MAX / 4;
-    for (uint32_t i = 0; i < p->noffers; i++)
-        if (OFFER(e, p->offers[i])->price < mn)
-            mn = OFFER(e, p->offers[i])->price;
-    p->min_price = mn;
-    market *m = MARKET(e, p->market);
-    lbset_dirty(&m->lb);
-    lbset_dirty(&MODEL(e, m->model_idx)->lb);
+    if (l->dirty)
+        return;
+    uint32_t lo = 0, hi = l->n;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (lbent_cmp(&l->v[mid], x) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (add) {
+        grow32((void **)&l->v, &l->cap, l->n + 1, sizeof(lbent));
+        memmove(l->v + lo + 1, l->v + lo, (l->n - lo) * sizeof(lbent));
+        l->v[lo] = *x;
+        l->n++;
+    } else {
+        CAPX_ASSERT(lo < l->n && l->v[lo].offer == x->offer);
+        memmove(l->v + lo, l->v + lo + 1, (l->n - lo - 1) * sizeof(lbent));
+        l->n--;
+    }
+}
+
+static void lbset_update(lbset *s, const lbent *x, bool add)
+{
+    if (!s->all.v && s->nbkt == 0)
+        return; /* nothing built yet */
+    lblist_update(&s->all, x, add);
+    for (int64_t b = x->start >> LB_BUCKET_SHIFT; b <= (x->end - 1) >> LB_BUCKET_SHIFT; b++)
+        if (b >= s->base && b < s->base + s->nbkt)
+            lblist_update(&s->bkt[b - s->base], x, add);
+}
+
+/* Offer oi of pool pi entered or left the book: the cheapest-first lists. */
+static void pool_offers_changed(engine *e, uint32_t pi, uint32_t oi, bool add)
+{
+    const offer *of = OFFER(e, oi);
+    lbent x = {of->price, of->start, of->end, pi, oi};
+    market *m = MARKET(e, POOL(e, pi)->market);
+    lbset_update(&m->lb, &x, add);
+    lbset_update(&MODEL(e, m->model_idx)->lb, &x, add);
 }
 
 /* Index in p->offers of the first open offer with end > hour. */
@@ -523,7 +581,7 @@ static void pool_offer_remove(engine *e, pool *p, uint32_t oi)
     CAPX_ASSERT(pos < p->noffers && p->offers[pos] == oi);
     memmove(p->offers + pos, p->offers + pos + 1, (p->noffers - pos - 1) * sizeof(uint32_t));
     p->noffers--;
-    pool_offers_changed(e, p);
+    pool_offers_changed(e, OFFER(e, oi)->pool, oi, false);
 }
 
 static void offer_done(engine *e, uint32_t oi, uint8_t reason)
@@ -637,7 +695,7 @@ static uint32_t offer_insert(engine *e, const engine_offer_spec *s, uint32_t pi,
     memmove(p->offers + pos + 1, p->offers + pos, (p->noffers - pos) * sizeof(uint32_t));
     p->offers[pos] = oi;
     p->noffers++;
-    pool_offers_changed(e, p);
+    pool_offers_changed(e, pi, oi, true);
     heap_push(e, s->end, seq, oi, true);
     return oi;
 }
@@ -834,8 +892,9 @@ int engine_offer(engine *e, int64_t now, const engine_offer_spec *s)
     uint64_t region = m->region, account = p->account;
     uint32_t n = 0;
     grow((void **)&e->sc_retry, &e->sc_retry_cap, md->nresting, sizeof(uint32_t));
-    for (uint32_t i = 0; i < md->nresting; i++) {
-        order *o = ORDER(e, md->resting[i]);
+    FOR_RESTING(e, md, oi)
+    {
+        order *o = ORDER(e, oi);
         if ((o->region && o->region != region) || o->account == account)
             continue;
         int64_t lo = o->fixed >= 0 ? o->fixed : o->start;
@@ -844,7 +903,7 @@ int engine_offer(engine *e, int64_t now, const engine_offer_spec *s)
             lo = e->cur;
         if (lo > hi || hi + o->hours <= s->start || lo >= s->end)
             continue;
-        e->sc_retry[n++] = md->resting[i];
+        e->sc_retry[n++] = oi;
     }
     for (uint32_t i = 0; i < n; i++)
         (void)order_try(e, e->sc_retry[i], true);
@@ -997,13 +1056,15 @@ int engine_top_of(const engine *e, uint64_t model_id, uint64_t region, int64_t f
         return CAPX_OK;
     const market *m = MARKET(e, mk);
     const model *md = MODEL(e, m->model_idx);
-    for (uint32_t i = 0; i < md->nresting; i++) {
-        const order *o = ORDER(e, md->resting[i]);
+    FOR_RESTING(e, md, oi)
+    {
+        const order *o = ORDER(e, oi);
         if ((o->region == 0 || o->region == region) && order_touches(o, e->cur, from, to)) {
             out->best_bid = o->limit;
-            break;
+            goto bid_found;
         }
     }
+bid_found:
     int64_t f = from < to ? from : e->cur, t = from < to ? to : INT64_MAX / 2;
     for (uint32_t i = 0; i < m->npools; i++) {
         const pool *p = POOL(e, m->pools[i]);
@@ -1037,8 +1098,9 @@ size_t engine_depth(const engine *e, uint64_t model_id, uint64_t region, int64_t
     if (side == 'b') {
         const model *md = MODEL(e, m->model_idx);
         int64_t last = -1;
-        for (uint32_t i = 0; i < md->nresting; i++) {
-            const order *o = ORDER(e, md->resting[i]);
+        FOR_RESTING(e, md, oi)
+        {
+            const order *o = ORDER(e, oi);
             if ((o->region && o->region != region) || !order_touches(o, e->cur, from, to))
                 continue;
             if (o->limit != last) {
@@ -1170,8 +1232,9 @@ uint64_t engine_digest(const engine *e)
     for (uint32_t k = 0; k < nm; k++) {
         const model *md = MODEL(e, idmap_get(&e->model_ids, ids[k]));
         h = dig(h, md->id);
-        for (uint32_t i = 0; i < md->nresting; i++) {
-            const order *o = ORDER(e, md->resting[i]);
+        FOR_RESTING(e, md, oi)
+        {
+            const order *o = ORDER(e, oi);
             h = dig(h, o->id);
             h = dig(h, o->account);
             h = dig(h, o->seq);

@@ -259,16 +259,24 @@ static void eval_start(engine *e, const want *w, const cand *row, size_t stride,
     *cost_out = cost;
 }
 
-/* The pools an order may use, cheapest (by lowest ask) first; n in *n. */
-static const lbent *pool_list(engine *e, const want *w, uint32_t *n, lbent *one)
+/* The offers an order may use, cheapest first; n in *n. */
+static const lbent *offer_list(engine *e, const want *w, uint32_t *n, lbent *one)
 {
+    int64_t a = w->lo, b = w->hi + w->hours;
     if (w->only_pool != NONE32) {
-        *one = (lbent){POOL(e, w->only_pool)->min_price, w->only_pool};
-        *n = 1;
+        /* one pool: its cheapest offer meeting the span stands for it */
+        const pool *p = POOL(e, w->only_pool);
+        *n = 0;
+        for (uint32_t t = 0; t < p->noffers; t++) {
+            const offer *of = OFFER(e, p->offers[t]);
+            if (of->start < b && of->end > a && (*n == 0 || of->price < one->price)) {
+                *one = (lbent){of->price, a, b, w->only_pool, p->offers[t]};
+                *n = 1;
+            }
+        }
         return one;
     }
     model *md = MODEL(e, w->model);
-    int64_t a = w->lo, b = w->hi + w->hours;
     const lblist *l = NULL;
     if (w->region == 0) {
         l = engine_lb_list(e, &md->lb, md->markets, md->nmarkets, a, b);
@@ -282,11 +290,12 @@ static const lbent *pool_list(engine *e, const want *w, uint32_t *n, lbent *one)
 }
 
 /*
- * Figures for starts cs..cs+wn-1 of the pools in `list`, cheapest lowest-ask first, into
- * e->sc_cand (pool j's column at j * SEARCH_CHUNK), stopping once no further pool can enter
- * any start's fill: a start is settled when the pools seen hold at least gpus GPUs all
- * strictly cheaper than the next pool's lowest possible price (one full pool for
- * single_pool). Returns the number of pools evaluated (their indices in e->sc_pools).
+ * Figures for starts cs..cs+wn-1 into e->sc_cand (pool j's column at j * SEARCH_CHUNK) for the
+ * pools of the offers in `list` (cheapest first) that meet the span, each pool once, stopping
+ * once no further pool can enter any start's fill: a start is settled when the pools seen hold
+ * at least gpus GPUs all strictly cheaper than the next entry's ask (for single_pool: one full
+ * pool that is, or no pool left within the limit). Returns the number of pools evaluated
+ * (their indices in e->sc_pools).
  */
 static uint32_t scan(engine *e, const want *w, int64_t cs, int wn, const lbent *list, uint32_t n)
 {
@@ -294,28 +303,44 @@ static uint32_t scan(engine *e, const want *w, int64_t cs, int wn, const lbent *
     bool done[SEARCH_CHUNK];
     int open = wn;
     int64_t LH = w->limit * w->hours;
+    int64_t a = cs, b = cs + wn - 1 + w->hours;
     for (int i = 0; i < wn; i++) {
         cap[i] = kmax[i] = 0;
         bestfull[i] = INT64_MAX;
         done[i] = false;
     }
+    if (e->stamp_cap < e->pools.n) {
+        size_t old = e->stamp_cap;
+        grow((void **)&e->stamp, &e->stamp_cap, e->pools.n, sizeof(uint32_t));
+        memset(e->stamp + old, 0, (e->stamp_cap - old) * sizeof(uint32_t));
+    }
+    if (++e->scan_no == 0) { /* wrapped: forget old stamps */
+        memset(e->stamp, 0, e->stamp_cap * sizeof(uint32_t));
+        e->scan_no = 1;
+    }
     uint32_t np = 0;
     for (uint32_t t = 0; t < n; t++) {
-        /* no pool from here on is cheaper per GPU than lbh */
-        int64_t lbh = list[t].lb > ENGINE_MAX_PRICE ? INT64_MAX : list[t].lb * w->hours;
+        const lbent *x = &list[t];
+        if (x->start >= b || x->end <= a)
+            continue;                      /* meets none of the span's hours */
+        int64_t lbh = x->price * w->hours; /* no pool not yet visited is cheaper per GPU */
         for (int i = 0; i < wn; i++) {
             if (done[i])
                 continue;
-            if (w->single ? bestfull[i] < lbh : (cap[i] >= w->gpus && kmax[i] < lbh)) {
+            if (w->single ? (bestfull[i] < lbh || lbh > LH)
+                          : (cap[i] >= w->gpus && kmax[i] < lbh)) {
                 done[i] = true;
                 open--;
             }
         }
         if (open == 0)
             break;
-        uint32_t pi = list[t].pool;
+        uint32_t pi = x->pool;
+        if (e->stamp[pi] == e->scan_no)
+            continue;
+        e->stamp[pi] = e->scan_no;
         const pool *p = POOL(e, pi);
-        if (p->account == w->account || p->noffers == 0)
+        if (p->account == w->account)
             continue;
         grow((void **)&e->sc_cand, &e->sc_cand_cap, (size_t)(np + 1) * SEARCH_CHUNK, sizeof(cand));
         grow((void **)&e->sc_pools, &e->sc_pools_cap, np + 1, sizeof(uint32_t));
@@ -342,7 +367,7 @@ void resv_search(engine *e, const want *w, plan *out)
     out->start = -1;
     lbent one;
     uint32_t n;
-    const lbent *list = pool_list(e, w, &n, &one);
+    const lbent *list = offer_list(e, w, &n, &one);
     if (n == 0 || w->lo > w->hi)
         return;
     grow((void **)&e->sc_sel, &e->sc_sel_cap, n, sizeof(cand));
