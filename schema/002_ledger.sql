@@ -230,6 +230,10 @@ LANGUAGE plpgsql
 -- A batch touches a few rows of large tables: always by index (the planner would otherwise
 -- hash whole tables while they are small).
 SET enable_seqscan = off
+-- The accounts are updated (and so locked) in the order of the sorted id array: never
+-- through a hash or a merge over the whole table.
+SET enable_hashjoin = off
+SET enable_mergejoin = off
 -- Plans: small batches reuse generic plans (planning the validation query costs more than
 -- running it for one transfer); large ones are planned for their real size (a generic plan
 -- guesses 10 rows per array and joins quadratically). The SET clause confines the switch
@@ -258,12 +262,10 @@ DECLARE
     failed int;
     all_exist boolean;
     accts text[];
-    a_id text[];
-    a_fl int[];
-    a_dpend bigint[];
-    a_dpost bigint[];
-    a_cpend bigint[];
-    a_cpost bigint[];
+    g_dgrow bigint[];
+    g_cgrow bigint[];
+    n_upd bigint;
+    n_near bigint;
 BEGIN
     IF n = 0 THEN
         RETURN;
@@ -282,20 +284,6 @@ BEGIN
     SELECT array_agg(CASE WHEN x IS NULL THEN NULL ELSE to_timestamp(x) END ORDER BY o)
       INTO exp FROM unnest(p_expires) WITH ORDINALITY AS u(x, o);
 
-    -- Lock every account the batch touches, in id order, and read its balances.
-    SELECT array_agg(DISTINCT v.x) INTO accts
-      FROM (SELECT unnest(p_debit || p_credit) AS x
-            UNION ALL
-            SELECT unnest(ARRAY[t.debit_account, t.credit_account])
-              FROM ledger_transfers t WHERE t.id = ANY (p_pending)) v
-     WHERE v.x IS NOT NULL;
-    SELECT array_agg(l.id ORDER BY l.id), array_agg(l.flags ORDER BY l.id),
-           array_agg(l.debits_pending ORDER BY l.id), array_agg(l.debits_posted ORDER BY l.id),
-           array_agg(l.credits_pending ORDER BY l.id), array_agg(l.credits_posted ORDER BY l.id)
-      INTO a_id, a_fl, a_dpend, a_dpost, a_cpend, a_cpost
-      FROM (SELECT a.* FROM ledger_accounts a WHERE a.id = ANY (accts)
-             ORDER BY a.id FOR NO KEY UPDATE) l;
-
     -- A transfer id or a hold twice in the batch: the sequential path decides. So does a
     -- single transfer: its few simple statements cost less than the set-based ones.
     IF n = 1 THEN
@@ -309,10 +297,7 @@ BEGIN
 
     -- Fast path: validate the whole batch in one query.
     IF fast THEN
-    WITH acc AS (
-        SELECT * FROM unnest(a_id, a_fl, a_dpend, a_dpost, a_cpend, a_cpost)
-                      AS u(id, flags, dpend, dpost, cpend, cpost)
-    ), b AS (
+    WITH b AS (
         SELECT u.o::int AS i, u.id, u.dr, u.cr, u.amt, u.kind, u.ref, u.fl, u.pid, u.ex,
                coalesce(u.ch, 0) AS ch
           FROM unnest(p_id, p_debit, p_credit, p_amount, p_kind, p_ref, p_flags, p_pending, exp,
@@ -359,10 +344,7 @@ BEGIN
                END AS r0
           FROM x
     ), c2 AS (
-        SELECT c.i, c.ch, c.fl, c.rdr, c.rcr, c.ramt, c.rel,
-               CASE WHEN c.r0 <> 0 THEN c.r0 WHEN ad.id IS NULL THEN 9 WHEN ac.id IS NULL THEN 10
-                    ELSE 0 END AS r0
-          FROM c LEFT JOIN acc ad ON ad.id = c.rdr LEFT JOIN acc ac ON ac.id = c.rcr
+        SELECT c.i, c.ch, c.fl, c.rdr, c.rcr, c.ramt, c.rel, c.r0 FROM c
     ), d AS ( -- what each valid transfer adds to each side's totals
         SELECT c.rdr AS acct,
                CASE c.fl WHEN 1 THEN c.ramt WHEN 0 THEN 0 ELSE -c.rel END AS dpend,
@@ -380,15 +362,6 @@ BEGIN
         SELECT d.acct, sum(d.dpend) AS dpend, sum(d.dpost) AS dpost, sum(d.cpend) AS cpend,
                sum(d.cpost) AS cpost, sum(d.dgrow) AS dgrow, sum(d.cgrow) AS cgrow
           FROM d GROUP BY d.acct
-    ), lim AS ( -- accounts for which the batch order could matter: the sequential path decides
-        SELECT count(*) AS n
-          FROM g JOIN acc a ON a.id = g.acct
-         WHERE (a.flags & 1 <> 0 AND a.dpend::numeric + a.dpost - a.cpost + g.dgrow > 0)
-            OR (a.flags & 2 <> 0 AND a.cpend::numeric + a.cpost - a.dpost + g.cgrow > 0)
-            OR a.dpend::numeric + g.dgrow > 9223372036854775807
-            OR a.dpost::numeric + g.dgrow > 9223372036854775807
-            OR a.cpend::numeric + g.cgrow > 9223372036854775807
-            OR a.cpost::numeric + g.cgrow > 9223372036854775807
     )
     SELECT array_agg(c.r0 ORDER BY c.i), array_agg(c.rdr ORDER BY c.i),
            array_agg(c.rcr ORDER BY c.i), array_agg(c.ramt ORDER BY c.i),
@@ -397,34 +370,74 @@ BEGIN
            (SELECT array_agg(g.dpost::bigint ORDER BY g.acct) FROM g),
            (SELECT array_agg(g.cpend::bigint ORDER BY g.acct) FROM g),
            (SELECT array_agg(g.cpost::bigint ORDER BY g.acct) FROM g),
-           bool_and(c.r0 IN (0, 1, 2)) AND (SELECT lim.n = 0 FROM lim)
+           (SELECT array_agg(g.dgrow::bigint ORDER BY g.acct) FROM g),
+           (SELECT array_agg(g.cgrow::bigint ORDER BY g.acct) FROM g),
+           bool_and(c.r0 IN (0, 1, 2))
            AND NOT EXISTS (SELECT 1 FROM c2 h WHERE h.ch <> 0 GROUP BY h.ch
                             HAVING bool_or(h.r0 = 0) AND bool_or(h.r0 <> 0))
-      INTO res, rdr, rcr, ramt, g_id, g_dpend, g_dpost, g_cpend, g_cpost, fast
+      INTO res, rdr, rcr, ramt, g_id, g_dpend, g_dpost, g_cpend, g_cpost, g_dgrow, g_cgrow,
+           fast
       FROM c2 c;
     END IF;
 
+    -- Apply: each account updated once, in id order (its row lock taken there), then the
+    -- transfers inserted. Should an account be missing, the batch bring one near its limit,
+    -- a constraint object or a concurrent writer have taken an id or resolved a hold since
+    -- the validation read, all of it is undone and the sequential path decides.
     IF fast THEN
-        INSERT INTO ledger_transfers (id, debit_account, credit_account, amount, kind, ref,
-                                      flags, pending_id, expires_at, created_at)
-        SELECT u.id, u.dr, u.cr, u.amt, u.kind, u.ref, u.fl, u.pid, u.ex, ts
-          FROM unnest(p_id, rdr, rcr, ramt, p_kind, p_ref, p_flags, p_pending, exp, res)
-               AS u(id, dr, cr, amt, kind, ref, fl, pid, ex, r)
-         WHERE u.r = 0;
-        UPDATE ledger_accounts a
-           SET debits_pending = a.debits_pending + u.dpend,
-               debits_posted = a.debits_posted + u.dpost,
-               credits_pending = a.credits_pending + u.cpend,
-               credits_posted = a.credits_posted + u.cpost
-          FROM unnest(g_id, g_dpend, g_dpost, g_cpend, g_cpost)
-               AS u(id, dpend, dpost, cpend, cpost)
-         WHERE a.id = u.id;
-        RETURN QUERY SELECT u.o::int, u.r FROM unnest(res) WITH ORDINALITY AS u(r, o)
-                      WHERE u.r <> 0;
-        RETURN;
+        BEGIN
+            WITH upd AS (
+                UPDATE ledger_accounts a
+                   SET debits_pending = a.debits_pending + u.dpend,
+                       debits_posted = a.debits_posted + u.dpost,
+                       credits_pending = a.credits_pending + u.cpend,
+                       credits_posted = a.credits_posted + u.cpost
+                  FROM unnest(g_id, g_dpend, g_dpost, g_cpend, g_cpost, g_dgrow, g_cgrow)
+                       AS u(id, dpend, dpost, cpend, cpost, dgrow, cgrow)
+                 WHERE a.id = u.id
+             RETURNING a.flags, a.debits_pending - u.dpend AS dpend, a.debits_posted - u.dpost AS dpost,
+                       a.credits_pending - u.cpend AS cpend, a.credits_posted - u.cpost AS cpost,
+                       u.dgrow, u.cgrow
+            )
+            SELECT count(*),
+                   count(*) FILTER (
+                     WHERE (flags & 1 <> 0 AND dpend::numeric + dpost - cpost + dgrow > 0)
+                        OR (flags & 2 <> 0 AND cpend::numeric + cpost - dpost + cgrow > 0)
+                        OR dpend::numeric + dgrow > 9223372036854775807
+                        OR dpost::numeric + dgrow > 9223372036854775807
+                        OR cpend::numeric + cgrow > 9223372036854775807
+                        OR cpost::numeric + cgrow > 9223372036854775807)
+              INTO n_upd, n_near
+              FROM upd;
+            IF n_upd <> coalesce(cardinality(g_id), 0) OR n_near > 0 THEN
+                RAISE EXCEPTION USING ERRCODE = 'P0L02';
+            END IF;
+            INSERT INTO ledger_transfers (id, debit_account, credit_account, amount, kind, ref,
+                                          flags, pending_id, expires_at, created_at)
+            SELECT u.id, u.dr, u.cr, u.amt, u.kind, u.ref, u.fl, u.pid, u.ex, ts
+              FROM unnest(p_id, rdr, rcr, ramt, p_kind, p_ref, p_flags, p_pending, exp, res)
+                   AS u(id, dr, cr, amt, kind, ref, fl, pid, ex, r)
+             WHERE u.r = 0;
+        EXCEPTION WHEN SQLSTATE 'P0L02' OR check_violation OR unique_violation
+                       OR numeric_value_out_of_range THEN
+            fast := false;
+        END;
+        IF fast THEN
+            RETURN QUERY SELECT u.o::int, u.r FROM unnest(res) WITH ORDINALITY AS u(r, o)
+                          WHERE u.r <> 0;
+            RETURN;
+        END IF;
     END IF;
 
-    -- Sequential path.
+    -- Sequential path: lock every account the batch touches, in id order, first.
+    SELECT array_agg(DISTINCT v.x) INTO accts
+      FROM (SELECT unnest(p_debit || p_credit) AS x
+            UNION ALL
+            SELECT unnest(ARRAY[t.debit_account, t.credit_account])
+              FROM ledger_transfers t WHERE t.id = ANY (p_pending)) v
+     WHERE v.x IS NOT NULL;
+    PERFORM 1 FROM ledger_accounts a WHERE a.id = ANY (accts) ORDER BY a.id FOR NO KEY UPDATE;
+
     k := 1;
     WHILE k <= n LOOP
         IF coalesce(p_chain[k], 0) = 0 THEN
