@@ -8,10 +8,11 @@ export CAPX_VAR=${CAPX_VAR:-$root/var}
 export CAPX_VAR=$(cd "$CAPX_VAR" && pwd)
 if [ -f "$CAPX_VAR/capxd.pid" ]; then
     pid=$(cat "$CAPX_VAR/capxd.pid")
-    if kill -0 "$pid" 2>/dev/null; then
+    alive() { st=$(ps -o stat= -p "$pid" 2>/dev/null) && [ "${st#Z}" = "$st" ]; }
+    if alive; then
         kill -TERM "$pid"
-        for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+        for _ in $(seq 1 200); do alive || break; sleep 0.1; done
+        alive && kill -KILL "$pid"
     fi
     rm -f "$CAPX_VAR/capxd.pid"
 fi

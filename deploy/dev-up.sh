@@ -55,20 +55,34 @@ if [ ! -s "$CAPX_VAR/admin.key" ]; then
     mv "$CAPX_VAR/admin.key.tmp" "$CAPX_VAR/admin.key"
 fi
 
-running() { [ -f "$CAPX_VAR/capxd.pid" ] && kill -0 "$(cat "$CAPX_VAR/capxd.pid")" 2>/dev/null; }
-if ! running; then
+# Running means alive and not a zombie (a killed capxd can linger a moment before it is gone).
+running() {
+    [ -f "$CAPX_VAR/capxd.pid" ] || return 1
+    local pid st
+    pid=$(cat "$CAPX_VAR/capxd.pid")
+    st=$(ps -o stat= -p "$pid" 2>/dev/null) || return 1
+    [ -n "$st" ] && [ "${st#Z}" = "$st" ]
+}
+started=0
+start_capxd() {
     nohup "$capxd" --pid-file "$CAPX_VAR/capxd.pid" --log-file "$CAPX_VAR/capxd.log" \
         </dev/null >>"$CAPX_VAR/capxd.out" 2>&1 &
     echo $! >"$CAPX_VAR/capxd.pid"
-fi
+    started=1
+}
+running || start_capxd
 for _ in $(seq 1 300); do
     if curl -sf --cacert "$CAPX_VAR/tls/cert.pem" "https://127.0.0.1:$CAPX_PORT/healthz" >/dev/null 2>&1; then
         echo "capx is up: https://127.0.0.1:$CAPX_PORT (admin key in $CAPX_VAR/admin.key)"
         exit 0
     fi
     if ! running; then
+        if [ $started -eq 0 ]; then
+            start_capxd # the one we found was on its way out
+            continue
+        fi
         echo "dev-up: capxd exited; last lines of $CAPX_VAR/capxd.log and capxd.out:" >&2
-        tail -5 "$CAPX_VAR/capxd.log" "$CAPX_VAR/capxd.out" >&2 2>/dev/null || true
+        tail -n 5 "$CAPX_VAR/capxd.log" "$CAPX_VAR/capxd.out" >&2 2>/dev/null || true
         exit 1
     fi
     sleep 0.1

@@ -334,7 +334,7 @@ enum {
 };
 
 static const struct jfield order_fields[] = {
-    {"kind", JF_STR, 0, 1, 16, offsetof(struct order_req, kind), JC_TOKEN},
+    {"kind", JF_STR, 1, 1, 16, offsetof(struct order_req, kind), JC_TOKEN},
     {"gpu_model", JF_STR, 1, 1, 32, offsetof(struct order_req, gpu_model), JC_TOKEN},
     {"region", JF_STR, 0, 1, 32, offsetof(struct order_req, region), JC_TOKEN},
     {"gpus", JF_INT, 1, 1, 100000, offsetof(struct order_req, gpus), 0},
@@ -359,9 +359,9 @@ static int order_body(struct app_req *r, struct order_req *q, int *spot)
     if (api_decode(r, order_fields, ARRAY_LEN(order_fields), q, &present) < 0)
         return -1;
     *spot = 0;
-    if (q->kind && !strcmp(q->kind, "spot"))
+    if (!strcmp(q->kind, "spot"))
         *spot = 1;
-    else if (q->kind && strcmp(q->kind, "reservation") != 0) {
+    else if (strcmp(q->kind, "reservation") != 0) {
         app_error(r, 400, "invalid_request", "kind", "kind must be reservation or spot");
         return -1;
     }

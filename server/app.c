@@ -119,12 +119,12 @@ static int idem_begin(struct app *a, struct app_req *r)
     }
     if (d) {
         if (d->status == 0) {
-            app_error(r, 409, "idempotency_key_in_flight", "Idempotency-Key",
+            app_error(r, 409, "idempotency_key_in_flight", NULL,
                       "a request with this Idempotency-Key is still in flight");
             return 1;
         }
         if (memcmp(d->hash, h, 32) != 0) {
-            app_error(r, 422, "idempotency_key_reused", "Idempotency-Key",
+            app_error(r, 422, "idempotency_key_reused", NULL,
                       "this Idempotency-Key was used with a different request");
             return 1;
         }
