@@ -179,12 +179,13 @@ int place_set_workload(struct place *p, const struct job_spec *jobs, size_t n)
 void place_params_default(struct place_params *pp)
 {
     pp->quantize = 1;
+    pp->scale = 1400.0;
     pp->cpu_strand = 3.0;
-    pp->mem_strand = 0.5;
+    pp->mem_strand = 1.0;
     pp->cpu_ratio = 0.8;
-    pp->mem_ratio = 0.9;
+    pp->mem_ratio = 0.7;
     pp->fresh_gpu = 300.0;
-    pp->leftover = 0.1;
+    pp->leftover = 0.05;
 }
 
 /* The parameter table: name, offset, bounds. */
@@ -199,6 +200,7 @@ static const struct {
     {"mem_ratio", offsetof(struct place_params, mem_ratio), 0.01, 100},
     {"fresh_gpu", offsetof(struct place_params, fresh_gpu), 0, 1e6},
     {"leftover", offsetof(struct place_params, leftover), 0, 1000},
+    {"scale", offsetof(struct place_params, scale), 1, 1e9},
 };
 
 int place_params_set(struct place_params *pp, const char *name, double value)
@@ -547,6 +549,17 @@ static double frag_after(struct place *p, const struct cluster_node *n, const st
     return frag_node(&p->w, n->model, n->ngpu, f, n->cpu_free - j->cpu_milli);
 }
 
+/* Whether an earlier usable GPU of n has the same free milli as GPU g: the
+ * fragmentation after placing on either is the same, and the earlier one wins
+ * ties, so g need not be tried. */
+static bool same_as_earlier(const struct cluster_node *n, int g)
+{
+    for (int k = 0; k < g; k++)
+        if (cluster_gpu_usable(n, k) && n->gpu_free[k] == n->gpu_free[g])
+            return true;
+    return false;
+}
+
 static double sigmoid(double x)
 {
     return 1.0 / (1.0 + exp(-x));
@@ -577,7 +590,7 @@ static double fgd_score(struct place *p, uint32_t i, const struct job_spec *j, u
     if (j->gpus == 1 && j->gpu_milli < CLUSTER_GPU_MILLI) {
         double best = NOT_FIT;
         for (int g = 0; g < n->ngpu; g++) {
-            if (!cluster_gpu_usable(n, g) || n->gpu_free[g] < j->gpu_milli)
+            if (!cluster_gpu_usable(n, g) || n->gpu_free[g] < j->gpu_milli || same_as_earlier(n, g))
                 continue;
             double after = frag_after(p, n, j, 1u << g);
             double s = (double)(int64_t)(sigmoid((before - after) / 1000.0) * 100.0);
@@ -638,7 +651,7 @@ static double capx_score(struct place *p, uint32_t i, const struct job_spec *j, 
         int best_g = -1;
         gain = NOT_FIT;
         for (int g = 0; g < n->ngpu; g++) {
-            if (!cluster_gpu_usable(n, g) || n->gpu_free[g] < j->gpu_milli)
+            if (!cluster_gpu_usable(n, g) || n->gpu_free[g] < j->gpu_milli || same_as_earlier(n, g))
                 continue;
             double s = capx_gain(p, n, j, before, 1u << g);
             if (best_g < 0 || s > gain || (s == gain && n->gpu_free[g] < n->gpu_free[best_g])) {
@@ -652,7 +665,7 @@ static double capx_score(struct place *p, uint32_t i, const struct job_spec *j, 
         gain = capx_gain(p, n, j, before, *mask);
     }
     if (p->pp.quantize)
-        return (double)(int64_t)(sigmoid(gain / 1000.0) * 100.0);
+        return (double)(int64_t)(sigmoid(gain / p->pp.scale) * 100.0);
     return gain;
 }
 

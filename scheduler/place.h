@@ -45,7 +45,8 @@ enum place_policy {
 
 /* Tuning of the capx policy; place_params_default gives the published defaults. */
 struct place_params {
-    int quantize;      /* 1: score int(100 × sigmoid(gain / 1000)), near-ties to node order */
+    int quantize;      /* 1: score int(100 × sigmoid(gain / scale)), near-ties to node order */
+    double scale;      /* GPU milli of gain that moves the quantised score by ~25 */
     double cpu_strand; /* weight of GPU milli stranded for lack of CPU */
     double mem_strand; /* weight of GPU milli stranded for lack of memory */
     double cpu_ratio;  /* scale on the workload's CPU per GPU milli */
