@@ -362,22 +362,23 @@ BEGIN
         SELECT d.acct, sum(d.dpend) AS dpend, sum(d.dpost) AS dpost, sum(d.cpend) AS cpend,
                sum(d.cpost) AS cpost, sum(d.dgrow) AS dgrow, sum(d.cgrow) AS cgrow
           FROM d GROUP BY d.acct
+    ), gs AS ( -- the per-account arrays, sorted once (aggregates keep their input's order)
+        SELECT array_agg(o.acct) AS acct, array_agg(o.dpend::bigint) AS dpend,
+               array_agg(o.dpost::bigint) AS dpost, array_agg(o.cpend::bigint) AS cpend,
+               array_agg(o.cpost::bigint) AS cpost, array_agg(o.dgrow::bigint) AS dgrow,
+               array_agg(o.cgrow::bigint) AS cgrow
+          FROM (SELECT * FROM g ORDER BY g.acct) o
     )
-    SELECT array_agg(c.r0 ORDER BY c.i), array_agg(c.rdr ORDER BY c.i),
-           array_agg(c.rcr ORDER BY c.i), array_agg(c.ramt ORDER BY c.i),
-           (SELECT array_agg(g.acct ORDER BY g.acct) FROM g),
-           (SELECT array_agg(g.dpend::bigint ORDER BY g.acct) FROM g),
-           (SELECT array_agg(g.dpost::bigint ORDER BY g.acct) FROM g),
-           (SELECT array_agg(g.cpend::bigint ORDER BY g.acct) FROM g),
-           (SELECT array_agg(g.cpost::bigint ORDER BY g.acct) FROM g),
-           (SELECT array_agg(g.dgrow::bigint ORDER BY g.acct) FROM g),
-           (SELECT array_agg(g.cgrow::bigint ORDER BY g.acct) FROM g),
+    SELECT array_agg(c.r0), array_agg(c.rdr), array_agg(c.rcr), array_agg(c.ramt),
+           (SELECT gs.acct FROM gs), (SELECT gs.dpend FROM gs), (SELECT gs.dpost FROM gs),
+           (SELECT gs.cpend FROM gs), (SELECT gs.cpost FROM gs), (SELECT gs.dgrow FROM gs),
+           (SELECT gs.cgrow FROM gs),
            bool_and(c.r0 IN (0, 1, 2))
            AND NOT EXISTS (SELECT 1 FROM c2 h WHERE h.ch <> 0 GROUP BY h.ch
                             HAVING bool_or(h.r0 = 0) AND bool_or(h.r0 <> 0))
       INTO res, rdr, rcr, ramt, g_id, g_dpend, g_dpost, g_cpend, g_cpost, g_dgrow, g_cgrow,
            fast
-      FROM c2 c;
+      FROM (SELECT * FROM c2 ORDER BY c2.i) c;
     END IF;
 
     -- Apply: each account updated once, in id order (its row lock taken there), then the
