@@ -766,28 +766,66 @@ void h_book(struct app_req *r)
     market_reply(m, r, 200, o);
 }
 
+static int trade_newer(const void *a, const void *b)
+{
+    const engine_trade *x = a, *y = b;
+    return x->seq < y->seq ? 1 : x->seq > y->seq ? -1 : 0;
+}
+
+/* Recent fills of the model: of one region with ?region=, else of all its regions. */
 void h_trades(struct app_req *r)
 {
-    uint64_t model, region;
-    const char *rname;
-    if (market_of(r, &rname, &model, &region) < 0)
-        return;
     struct market *m = mk(r);
-    engine_trade tr[ENGINE_TRADES_KEPT];
-    size_t n = engine_trades(market_engine(m), model, region, tr, ARRAY_LEN(tr));
-    if (n > ARRAY_LEN(tr))
-        n = ARRAY_LEN(tr);
+    char reg[40];
+    int f = api_query(r->http->hp->query, "region", reg, sizeof reg);
+    if (f < 0) {
+        app_error(r, 400, "invalid_request", "region", "malformed region");
+        return;
+    }
+    engine_trade *all = NULL;
+    size_t n = 0, cap = 0;
+    int known = 0;
+    json_t *seen = json_object();
+    uint64_t cur = 0;
+    struct obj *o;
+    while ((o = market_next(m, OBJ_POOL, &cur)) != NULL) {
+        struct pool *p = (struct pool *)o;
+        if (strcmp(p->gpu_model, r->params[0]) != 0 || (f > 0 && strcmp(p->region, reg) != 0))
+            continue;
+        known = 1;
+        if (json_object_get(seen, p->region))
+            continue;
+        json_object_set_new(seen, p->region, json_true());
+        if (cap < n + ENGINE_TRADES_KEPT) {
+            cap = n + ENGINE_TRADES_KEPT;
+            all = xrealloc(all, cap * sizeof *all);
+        }
+        size_t k =
+            engine_trades(market_engine(m), p->model, p->region_num, all + n, ENGINE_TRADES_KEPT);
+        n += k < ENGINE_TRADES_KEPT ? k : ENGINE_TRADES_KEPT;
+    }
+    json_decref(seen);
+    if (!known) {
+        free(all);
+        app_error(r, 404, "not_found", NULL, "no such market");
+        return;
+    }
+    if (n)
+        qsort(all, n, sizeof *all, trade_newer);
+    if (n > ENGINE_TRADES_KEPT)
+        n = ENGINE_TRADES_KEPT;
     json_t *data = json_array();
     for (size_t i = 0; i < n; i++) {
         char id[32], st[CAPX_TIME_STRLEN], en[CAPX_TIME_STRLEN], at[CAPX_TIME_STRLEN];
-        snprintf(id, sizeof id, "trd_%llu", (unsigned long long)tr[i].seq);
-        capx_time_format(tr[i].start * HOUR, st);
-        capx_time_format(tr[i].end * HOUR, en);
-        capx_time_format(tr[i].at, at);
+        snprintf(id, sizeof id, "trd_%llu", (unsigned long long)all[i].seq);
+        capx_time_format(all[i].start * HOUR, st);
+        capx_time_format(all[i].end * HOUR, en);
+        capx_time_format(all[i].at, at);
         json_array_append_new(data,
                               json_pack("{s:s,s:I,s:I,s:s,s:s,s:s}", "id", id, "price",
-                                        (json_int_t)tr[i].price, "gpus", (json_int_t)tr[i].gpus,
+                                        (json_int_t)all[i].price, "gpus", (json_int_t)all[i].gpus,
                                         "start", st, "end", en, "executed_at", at));
     }
-    market_reply(m, r, 200, json_pack("{s:o,s:s}", "data", data, "region", rname));
+    free(all);
+    market_reply(m, r, 200, json_pack("{s:o}", "data", data));
 }

@@ -170,9 +170,12 @@ static void fail_queue(struct db_pool *p, const char *why)
 
 static void set_event(struct db_conn *c, int what);
 
-static void conn_down(struct db_conn *c, const char *why)
+static void conn_down(struct db_conn *c, const char *reason)
 {
     struct db_pool *p = c->pool;
+    char why[256]; /* reason may point into the PGconn freed below */
+    snprintf(why, sizeof why, "%s", reason);
+    why[strcspn(why, "\n")] = '\0';
     if (c->state != C_DOWN)
         log_warn("msg=\"database connection lost\" conn=db%d reason=\"%s\"", c->idx, why);
     p->failures++;
@@ -191,7 +194,7 @@ static void conn_down(struct db_conn *c, const char *why)
     c->job = NULL;
     if (j) {
         clear_results(j);
-        snprintf(j->err, sizeof j->err, "database connection lost: %s", why);
+        snprintf(j->err, sizeof j->err, "database connection lost: %.200s", why);
         snprintf(j->sqlstate, sizeof j->sqlstate, "08006");
         finish_job(j);
     }
