@@ -234,11 +234,10 @@ SET enable_seqscan = off
 -- through a hash or a merge over the whole table.
 SET enable_hashjoin = off
 SET enable_mergejoin = off
--- Plans: small batches reuse generic plans (planning the validation query costs more than
--- running it for one transfer); large ones are planned for their real size (a generic plan
--- guesses 10 rows per array and joins quadratically). The SET clause confines the switch
--- below to this call.
-SET plan_cache_mode = force_custom_plan
+-- Plans are made once per session and reused whatever the batch size: with nested loops
+-- only (above), a generic plan is linear in the batch, and planning the validation query for
+-- each call would cost more than running it for small batches.
+SET plan_cache_mode = force_generic_plan
 -- Big batches have big cost estimates, which would trigger JIT compilation: 0.1-1 s spent
 -- compiling a query that runs in milliseconds.
 SET jit = off
@@ -269,9 +268,6 @@ DECLARE
 BEGIN
     IF n = 0 THEN
         RETURN;
-    END IF;
-    IF n <= 64 THEN
-        PERFORM set_config('plan_cache_mode', 'force_generic_plan', true);
     END IF;
     IF coalesce(cardinality(p_debit), 0) <> n OR coalesce(cardinality(p_credit), 0) <> n
        OR coalesce(cardinality(p_amount), 0) <> n OR coalesce(cardinality(p_kind), 0) <> n
