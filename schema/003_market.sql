@@ -110,3 +110,7 @@ BEGIN
     RETURN coalesce(cardinality(results), 0);
 END
 $$;
+
+-- What settlement has moved out of escrow for a contract (delivered, fees, refunds).
+ALTER TABLE contracts ADD COLUMN settled bigint NOT NULL DEFAULT 0
+    CHECK (settled >= 0 AND settled <= amount);
