@@ -95,10 +95,13 @@ typedef struct order {
     int32_t gpus;         /* unfilled GPUs */
     int32_t filled;       /* GPUs filled */
     int32_t hours;        /* contract length */
-    uint32_t model;       /* model index */
-    uint32_t fixed_pool;  /* single_pool order partly filled: its pool, else NONE32 */
-    uint32_t level;       /* resting level (limit price) index */
-    uint32_t prev, next;  /* FIFO (sequence order) within the level */
+    /* all_or_none over several pools, from its last failed searches (see engine_offer): */
+    int32_t shortfall;   /* at starts short of GPUs, at least this many missing (INT32_MAX: none) */
+    int64_t kg_hi;       /* at the other starts, the G-th cheapest GPU cost at most this */
+    uint32_t model;      /* model index */
+    uint32_t fixed_pool; /* single_pool order partly filled: its pool, else NONE32 */
+    uint32_t level;      /* resting level (limit price) index */
+    uint32_t prev, next; /* FIFO (sequence order) within the level */
     uint8_t aon, single, tif, live;
 } order;
 
@@ -182,7 +185,9 @@ typedef struct plan {
     int64_t start; /* -1: nothing */
     int32_t gpus;
     int64_t cost;
-    uint32_t npieces; /* in e->pieces, greedy order */
+    uint32_t npieces;  /* in e->pieces, greedy order */
+    int32_t shortfall; /* fewest GPUs missing at a start short of them (INT32_MAX: none) */
+    int64_t kg_hi;     /* highest G-th cheapest GPU cost at the other starts (0: none) */
 } plan;
 
 /* The search's view of an order. */
@@ -272,6 +277,9 @@ const lblist *engine_lb_list(engine *e, lbset *s, const uint32_t *markets, uint3
 
 /* resv.c */
 void resv_search(engine *e, const want *w, plan *out);
+/* The lowest price of one GPU pool pi alone offers w at a start with a GPU unsold (INT64_MAX:
+ * none). */
+int64_t resv_pool_kmin(engine *e, uint32_t pi, const want *w);
 /* Turn a plan into fills for order o (events, sold hours, trades). */
 void resv_apply(engine *e, order *o, const want *w, const plan *p);
 /* Quote pieces for a plan. */

@@ -737,17 +737,32 @@ static void want_of(engine *e, const order *o, want *w)
 }
 
 /* Try to fill order oi now. Returns true when it is completely filled (and gone). */
-static bool order_try(engine *e, uint32_t oi, bool resting)
+/* Try to fill order oi now (over the starts of *restrict when given: a re-try). Returns true
+ * when it is completely filled (and gone). */
+static bool order_try(engine *e, uint32_t oi, bool resting, const want *restrict_to)
 {
     order *o = ORDER(e, oi);
     want w;
-    want_of(e, o, &w);
+    if (restrict_to)
+        w = *restrict_to;
+    else
+        want_of(e, o, &w);
     if (w.lo > w.hi)
         return false;
     plan p;
     resv_search(e, &w, &p);
-    if (p.start < 0)
+    if (p.start < 0) {
+        if (o->aon && !o->single) { /* bounds over every start, see engine_offer */
+            if (!restrict_to) {
+                o->shortfall = p.shortfall;
+                o->kg_hi = p.kg_hi;
+            } else {
+                o->shortfall = p.shortfall < o->shortfall ? p.shortfall : o->shortfall;
+                o->kg_hi = p.kg_hi > o->kg_hi ? p.kg_hi : o->kg_hi;
+            }
+        }
         return false;
+    }
     resv_apply(e, o, &w, &p);
     o = ORDER(e, oi);
     if (o->gpus == 0) {
@@ -781,6 +796,8 @@ static uint32_t order_new(engine *e, const engine_order_spec *s, uint64_t seq)
     o->latest = s->latest_start < s->start ? s->start : s->latest_start;
     o->fixed = -1;
     o->fixed_pool = NONE32;
+    o->shortfall = 0; /* nothing known yet: no re-try is skipped */
+    o->kg_hi = INT64_MAX;
     o->limit = s->limit_price;
     o->dead_at = o->latest + 1;
     o->gpus = s->gpus;
@@ -819,7 +836,7 @@ int engine_order(engine *e, int64_t now, const engine_order_spec *s)
     ev.end = latest;
     ev.price = s->limit_price;
     emit(e, &ev);
-    if (order_try(e, oi, false))
+    if (order_try(e, oi, false, NULL))
         return CAPX_OK;
     if (s->tif == ENGINE_IOC) {
         order_done(e, oi, ENGINE_R_IOC);
@@ -905,8 +922,40 @@ int engine_offer(engine *e, int64_t now, const engine_offer_spec *s)
             continue;
         e->sc_retry[n++] = oi;
     }
-    for (uint32_t i = 0; i < n; i++)
-        (void)order_try(e, e->sc_retry[i], true);
+    /*
+     * Each resting order could not fill at any start before this offer, and nothing but new
+     * offers adds supply, so only starts whose hours meet this offer can fill now, and the fill
+     * must use this pool: a single_pool order can only use it; an order that takes part fills
+     * needs this pool alone to give a GPU within its limit; an all_or_none order needs, where
+     * it was short of GPUs, more than this offer adds, and where it was short of money, GPUs
+     * cheaper than the dearest of the G cheapest it had (supply since only shrank, so the G
+     * cheapest can only have become dearer: docs/matching.md).
+     */
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t oi = e->sc_retry[i];
+        order *o = ORDER(e, oi);
+        want w;
+        want_of(e, o, &w);
+        if (w.lo < s->start - o->hours + 1)
+            w.lo = s->start - o->hours + 1;
+        if (w.hi > s->end - 1)
+            w.hi = s->end - 1;
+        if (w.lo > w.hi)
+            continue;
+        if (o->single) {
+            if (o->fixed_pool != NONE32 && o->fixed_pool != pi)
+                continue;
+            w.only_pool = pi;
+        } else if (!o->aon) {
+            if (resv_pool_kmin(e, pi, &w) > o->limit * o->hours)
+                continue;
+        } else if (s->gpus < o->shortfall && resv_pool_kmin(e, pi, &w) >= o->kg_hi) {
+            if (o->shortfall != INT32_MAX)
+                o->shortfall -= s->gpus; /* still short by at least this much */
+            continue;
+        }
+        (void)order_try(e, oi, true, &w);
+    }
     return CAPX_OK;
 }
 

@@ -297,7 +297,8 @@ static const lbent *offer_list(engine *e, const want *w, uint32_t *n, lbent *one
  * pool that is, or no pool left within the limit). Returns the number of pools evaluated
  * (their indices in e->sc_pools).
  */
-static uint32_t scan(engine *e, const want *w, int64_t cs, int wn, const lbent *list, uint32_t n)
+static uint32_t scan(engine *e, const want *w, int64_t cs, int wn, const lbent *list, uint32_t n,
+                     int64_t *cap_out)
 {
     int64_t cap[SEARCH_CHUNK], kmax[SEARCH_CHUNK], bestfull[SEARCH_CHUNK];
     bool done[SEARCH_CHUNK];
@@ -358,18 +359,62 @@ static uint32_t scan(engine *e, const want *w, int64_t cs, int wn, const lbent *
         }
         e->sc_pools[np++] = pi;
     }
+    /* A start short of GPUs was never settled, so it saw every pool: cap is all it has. */
+    if (cap_out)
+        for (int i = 0; i < wn; i++)
+            cap_out[i] = cap[i];
     return np;
+}
+
+int64_t resv_pool_kmin(engine *e, uint32_t pi, const want *w)
+{
+    int64_t kmin = INT64_MAX;
+    cand col[SEARCH_CHUNK];
+    for (int64_t cs = w->lo; cs <= w->hi; cs += SEARCH_CHUNK) {
+        int wn = (int)(w->hi - cs + 1 < SEARCH_CHUNK ? w->hi - cs + 1 : SEARCH_CHUNK);
+        if (!pool_window(e, pi, cs, wn, w, col, 1))
+            continue;
+        for (int i = 0; i < wn; i++)
+            if (col[i].c > 0 && col[i].k < kmin)
+                kmin = col[i].k;
+    }
+    return kmin;
+}
+
+/* Price of the G-th cheapest GPU among a start's candidates (they hold at least G). */
+static int64_t kth_gpu(engine *e, const cand *row, size_t stride, uint32_t np, int32_t g)
+{
+    cand *sel = e->sc_sel;
+    uint32_t n = 0;
+    for (uint32_t j = 0; j < np; j++)
+        if (row[j * stride].c > 0)
+            sel[n++] = row[j * stride];
+    qsort(sel, n, sizeof(cand), cand_cmp);
+    int64_t cum = 0;
+    for (uint32_t t = 0; t < n; t++) {
+        cum += sel[t].c;
+        if (cum >= g)
+            return sel[t].k;
+    }
+    CAPX_ASSERT(!"kth_gpu: fewer than g GPUs");
+    return 0;
 }
 
 void resv_search(engine *e, const want *w, plan *out)
 {
     memset(out, 0, sizeof(*out));
     out->start = -1;
+    out->shortfall = INT32_MAX;
+    out->kg_hi = 0;
     lbent one;
     uint32_t n;
     const lbent *list = offer_list(e, w, &n, &one);
-    if (n == 0 || w->lo > w->hi)
+    if (w->lo > w->hi)
         return;
+    if (n == 0) {
+        out->shortfall = w->gpus;
+        return;
+    }
     grow((void **)&e->sc_sel, &e->sc_sel_cap, n, sizeof(cand));
     grow((void **)&e->pieces, &e->pieces_cap, n, sizeof(piece));
 
@@ -377,11 +422,22 @@ void resv_search(engine *e, const want *w, plan *out)
     int64_t bc = 0, bs = -1;
     for (int64_t cs = w->lo; cs <= w->hi; cs += SEARCH_CHUNK) {
         int wn = (int)(w->hi - cs + 1 < SEARCH_CHUNK ? w->hi - cs + 1 : SEARCH_CHUNK);
-        uint32_t np = scan(e, w, cs, wn, list, n);
+        int64_t cap[SEARCH_CHUNK];
+        uint32_t np = scan(e, w, cs, wn, list, n, cap);
         for (int i = 0; i < wn; i++) {
             int32_t q;
             int64_t cost;
             eval_start(e, w, &e->sc_cand[i], SEARCH_CHUNK, np, &q, &cost, false, NULL);
+            if (q == 0 && w->aon && !w->single && bs < 0) {
+                /* why it fails here, for the re-try rule in engine_offer */
+                if (cap[i] < w->gpus) {
+                    int32_t sf = (int32_t)(w->gpus - cap[i]);
+                    out->shortfall = sf < out->shortfall ? sf : out->shortfall;
+                } else {
+                    int64_t kg = kth_gpu(e, &e->sc_cand[i], SEARCH_CHUNK, np, w->gpus);
+                    out->kg_hi = kg > out->kg_hi ? kg : out->kg_hi;
+                }
+            }
             if (q > 0 && (q > bq || (q == bq && cost < bc))) {
                 bq = q;
                 bc = cost;
@@ -392,7 +448,7 @@ void resv_search(engine *e, const want *w, plan *out)
     if (bs < 0)
         return;
     /* The pieces at the best start (the same scan for that start alone). */
-    uint32_t np = scan(e, w, bs, 1, list, n);
+    uint32_t np = scan(e, w, bs, 1, list, n, NULL);
     int32_t q;
     int64_t cost;
     eval_start(e, w, e->sc_cand, SEARCH_CHUNK, np, &q, &cost, true, &out->npieces);

@@ -238,6 +238,7 @@ static resv_result resv_run(int norders)
     int nlat = 0;
     uint64_t next_order = 1;
     bool slow_debug = getenv("CAPX_BENCH_SLOW") != NULL;
+    double offer_time = 0;
     long filled_before = 0, orders = 0;
     c->n = 0;
     double t0 = now_s();
@@ -254,6 +255,7 @@ static resv_result resv_run(int norders)
         }
         if (kind < 105) { /* re-list one period of a pool at a new price */
             int p = (int)rr(0, NPOOLS - 1), k = (int)rr(1, 2);
+            double ot = now_s();
             if (engine_cancel_offer(e, now, pool_offer[p][k]) == 0) {
                 base_price[p][k] += rr(-10, 5) * 10000;
                 engine_offer_spec o = {next_offer,
@@ -266,6 +268,7 @@ static resv_result resv_run(int norders)
                 if (engine_offer(e, now, &o) < 0) { /* more GPUs than the pool: refused */
                 }
             }
+            offer_time += now_s() - ot;
             continue;
         }
         engine_order_spec s = {0};
@@ -314,6 +317,15 @@ static resv_result resv_run(int norders)
     }
     double t1 = now_s();
     (void)filled_before;
+    if (slow_debug) {
+        engine_level lv[256];
+        size_t nl = engine_depth(e, 1, 1, 0, 0, 'b', lv, 256);
+        long cnt = 0;
+        for (size_t k = 0; k < nl && k < 256; k++)
+            cnt += lv[k].count;
+        fprintf(stderr, "resting in market (1,1): %ld orders over %zu levels; retry time %.3fs\n",
+                cnt, nl, offer_time);
+    }
     resv_result r = {0};
     r.orders_per_s = (double)orders / (t1 - t0);
     qsort(lat, (size_t)nlat, sizeof(double), dbl_cmp);
