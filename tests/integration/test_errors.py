@@ -143,7 +143,8 @@ def list_all(api, key, path):
 
 
 e = Env("errors", clock="sim:2027-01-01T00:00:00Z")
-rl = Env("errors429", extra={"CAPX_RATE_LIMIT": 5, "CAPX_RATE_BURST": 5})
+# The open-orders limit's setting is not in the contract; CAPX_MAX_OPEN_ORDERS is capxd's (--help).
+rl = Env("errors429", extra={"CAPX_RATE_LIMIT": 5, "CAPX_RATE_BURST": 5, "CAPX_MAX_OPEN_ORDERS": 6})
 try:
     e.up()
     api = Api(e)
@@ -650,6 +651,26 @@ try:
           f"only the {created} orders that got 201 exist: {st} {lst}")
     st, _, b = rl.req("GET", "/v1/account", key=k2b["api_key"], conn=c)
     check(st == 200, f"served again after Retry-After: {st} {b}")
+
+    # ---- 409 conflict: over the open-orders limit (6 here); slowly, under the rate limit
+    def slow(method, path, body=None):
+        time.sleep(0.3)
+        return rl.req(method, path, body, key=fkey, conn=c)
+    placed = [o["id"] for o in lst.get("data", [])]
+    while len(placed) < 6:
+        st, _, o = slow("POST", "/v1/orders", order_body(gpus=1, start=rl_start, hours=1, limit=1_000_000))
+        must(st == 201 and o.get("status") == "open", f"open order {len(placed) + 1} of 6: {st} {o}")
+        placed.append(o["id"])
+    st, _, acc0 = slow("GET", "/v1/account")
+    st, hd, b = slow("POST", "/v1/orders", order_body(gpus=1, start=rl_start, hours=1, limit=1_000_000))
+    check(is_err(st, hd, b, 409, "conflict"), f"409 a 7th open order over the limit of 6: {st} {b}")
+    st, _, acc1 = slow("GET", "/v1/account")
+    st, _, lst2 = slow("GET", "/v1/orders?limit=500")
+    check(acc0 == acc1 and len(lst2.get("data", [])) == 6, f"the refused order changed nothing: {acc0} {acc1}")
+    st, _, x = slow("DELETE", f"/v1/orders/{placed[0]}")
+    check(st == 200, f"cancel one: {st} {x}")
+    st, _, o = slow("POST", "/v1/orders", order_body(gpus=1, start=rl_start, hours=1, limit=1_000_000))
+    check(st == 201, f"under the limit again: {st} {o}")
     c.close()
 except Fatal:
     pass

@@ -310,6 +310,8 @@ try:
           pieces_of(q) == sorted([(wa, 24, t(2), t(2, 2), 2_000_000), (wb, 16, t(2), t(2, 2), 2_500_000)]),
           f"quote 2: {st} {q}")
     bal_check("after quote 2")
+    st, _, q = api("POST", "/v1/quotes", dict(body2, single_pool=True), key=keys["B"])
+    check(st == 200 and q.get("fillable") is False, f"40 GPUs in a single pool do not exist: {st} {q}")
     check(sold(api, keys["P1"], o1) == 32 and sold(api, keys["P2"], o2) == 0, "quote 2 sold nothing")
     r2 = place(api, keys["B"], body2, "filled", 40, 2)
     hold("B", 240 * USD)           # 3.00 x 40 x 2
@@ -404,6 +406,26 @@ try:
     hold("C", 48 * USD)
     release("C", 48 * USD - 38_400_000)   # the cheaper pool: west-b at 2.40 (west-a is 2.80)
     bal_check("ioc filled")
+
+    # ---- cancelling an offer: hours sold stay sold, the rest is no longer for sale
+    body_q = order_body(24, t(3, 2), 2, 3_000_000)
+    st, _, q = api("POST", "/v1/quotes", body_q, key=keys["C"])
+    check(st == 200 and q.get("fillable") is True and q.get("total") == 121_600_000 and
+          pieces_of(q) == sorted([(wb, 16, t(3, 2), t(3, 4), 2_400_000), (wa, 8, t(3, 2), t(3, 4), 2_800_000)]),
+          f"quote over west-b and west-a on Jan 3: {st} {q}")
+    st, _, x = api("DELETE", f"/v1/offers/{o4}", key=keys["P1"])
+    check(st == 200 and x.get("id") == o4 and x.get("status") == "cancelled", f"cancel offer 4: {st} {x}")
+    st, _, x = api("GET", f"/v1/offers/{o4}", key=keys["P1"])
+    check(st == 200 and x.get("status") == "cancelled" and x.get("sold_gpu_hours") == 16,
+          f"a cancelled offer keeps its sold hours: {st} {x}")
+    check(contract(api, keys["B"], c5["id"]).get("status") == "scheduled", "the contract under it stays")
+    st, _, q = api("POST", "/v1/quotes", body_q, key=keys["C"])
+    check(st == 200 and q.get("fillable") is False, f"the cancelled offer sells nothing more: {st} {q}")
+    st, _, x = api("DELETE", f"/v1/offers/{o4}", key=keys["P1"])
+    check(st in (404, 409), f"cancel a cancelled offer: {st} {x}")
+    offs = list_all(api, keys["P1"], "/v1/offers")
+    check(sorted(o["id"] for o in offs) == sorted([o1, o4]), f"P1's offers: {offs}")
+    bal_check("after the offer was cancelled")
     c6 = contract(api, keys["C"], r6b["contracts"][0])
     check((c6.get("offer_id"), c6.get("price"), c6.get("amount"), c6.get("start"), c6.get("end")) ==
           (o3, 2_400_000, 38_400_000, t(3, 4), t(3, 6)), f"ioc contract: {c6}")
@@ -534,6 +556,17 @@ try:
           f"C's spot spend within its hold: {spent}")
     pa, ph = balance(api, keys["P2"])
     check(pa >= 0 and ph >= 0 and pa + ph <= spent, f"P2 earned at most C's spot spend: {pa} {ph} vs {spent}")
+
+    # ---- a withdrawal: money leaves A's available balance, and shows in its transfers
+    st, _, w = api("POST", f"/v1/accounts/{ids['A']}/withdrawals", {"amount": 10 * USD})
+    check(st == 201, f"withdrawal: {st} {w}")
+    exp["A"][0] -= 10 * USD
+    bal_check("after A's withdrawal", ["A"])
+    tr = list_all(api, keys["A"], "/v1/account/transfers")
+    check(any(x.get("amount") == 10 * USD and x.get("direction") == "out" and x.get("status") == "posted"
+              for x in tr), f"the withdrawal among A's transfers: {tr}")
+    check(all(x.get("status") in ("posted", "pending", "voided") and x.get("direction") in ("in", "out")
+              for x in tr), f"transfer fields: {tr}")
 
     # ---- the ledger
     st, _, lc = api("GET", "/v1/admin/ledger/check")
