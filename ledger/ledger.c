@@ -492,6 +492,10 @@ int ledger_check(PGconn *conn, struct ledger_report *out, char *err, size_t errl
     PGresult *res = NULL;
     int rc = -1, open = 0;
     memset(out, 0, sizeof *out);
+    if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
+        snprintf(err, errlen, "ledger check: needs a connection outside any transaction");
+        return -1;
+    }
     /* One snapshot for the totals and the checks. */
     if (!(res = exec1(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL,
                       "ledger check", err, errlen)))

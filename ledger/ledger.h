@@ -211,7 +211,8 @@ struct ledger_report {
     struct ledger_violation *violations;
     size_t nviolations;
 };
-/* Recomputes every balance from the transfers and checks every invariant, on one snapshot.
+/* Recomputes every balance from the transfers and checks every invariant, on one snapshot
+ * (its own REPEATABLE READ transaction: call it on a connection outside any transaction).
  * 0 ok (the report may hold violations), -1 error. Free with ledger_report_free. */
 MUSTCHECK int ledger_check(PGconn *conn, struct ledger_report *out, char *err, size_t errlen);
 void ledger_report_free(struct ledger_report *r);

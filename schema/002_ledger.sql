@@ -163,12 +163,18 @@ BEGIN
     IF dr = cr THEN
         RETURN 11;
     END IF;
-    SELECT * INTO ad FROM ledger_accounts a WHERE a.id = dr FOR UPDATE;
-    IF NOT FOUND THEN
+    -- Row locks in id order, like every other path (a lone transfer comes here unlocked).
+    IF dr < cr THEN
+        SELECT * INTO ad FROM ledger_accounts a WHERE a.id = dr FOR NO KEY UPDATE;
+        SELECT * INTO ac FROM ledger_accounts a WHERE a.id = cr FOR NO KEY UPDATE;
+    ELSE
+        SELECT * INTO ac FROM ledger_accounts a WHERE a.id = cr FOR NO KEY UPDATE;
+        SELECT * INTO ad FROM ledger_accounts a WHERE a.id = dr FOR NO KEY UPDATE;
+    END IF;
+    IF ad.id IS NULL THEN
         RETURN 9;
     END IF;
-    SELECT * INTO ac FROM ledger_accounts a WHERE a.id = cr FOR UPDATE;
-    IF NOT FOUND THEN
+    IF ac.id IS NULL THEN
         RETURN 10;
     END IF;
     IF p_flags IN (0, 1) THEN
@@ -426,7 +432,9 @@ BEGIN
         END IF;
     END IF;
 
-    -- Sequential path: lock every account the batch touches, in id order, first.
+    -- Sequential path: lock every account the batch touches, in id order, first (a lone
+    -- transfer takes its two locks in order itself).
+    IF n > 1 THEN
     SELECT array_agg(DISTINCT v.x) INTO accts
       FROM (SELECT unnest(p_debit || p_credit) AS x
             UNION ALL
@@ -434,6 +442,7 @@ BEGIN
               FROM ledger_transfers t WHERE t.id = ANY (p_pending)) v
      WHERE v.x IS NOT NULL;
     PERFORM 1 FROM ledger_accounts a WHERE a.id = ANY (accts) ORDER BY a.id FOR NO KEY UPDATE;
+    END IF;
 
     k := 1;
     WHILE k <= n LOOP
