@@ -164,7 +164,8 @@ static void *run(void *arg)
                     x->acked = true;
                     ack(w, x->id);
                     if (x->flags == LEDGER_PENDING && w->nholds < MAXHOLDS) {
-                        snprintf(w->holds[w->nholds].id, sizeof w->holds[0].id, "%s", x->id);
+                        _Static_assert(sizeof w->holds[0].id == sizeof x->id, "id sizes");
+                        memcpy(w->holds[w->nholds].id, x->id, sizeof x->id);
                         w->holds[w->nholds++].amount = x->amount;
                     }
                 } else if (r[i] != LEDGER_EXCEEDS_CREDITS && r[i] != LEDGER_LINKED_EVENT_FAILED) {
