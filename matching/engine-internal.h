@@ -135,8 +135,10 @@ typedef struct market {
     uint32_t *pools; /* pool indices in add order */
     uint32_t npools, pools_cap;
     /* spot */
-    uint32_t *levels; /* level indices, highest price first */
+    uint32_t *levels;  /* level indices, highest price first */
+    int64_t *level_px; /* their prices, for a search that stays in one cache line or two */
     uint32_t nlevels, levels_cap;
+    idmap level_of; /* price -> level index */
     uint32_t nbids;
     uint32_t *sp;    /* pools with an open spot offer, by (reserve, offer seq) */
     int64_t *sp_res; /* their reserves */
@@ -209,7 +211,10 @@ struct engine {
     int64_t cur;       /* first usable start hour: now / 3600 + 1 */
     uint64_t next_seq; /* next sequence number */
     uint64_t next_trade;
-    uint32_t round; /* spot round counter */
+    uint32_t round;   /* spot round counter */
+    bool clock_dirty; /* a rebuild call came: the next command runs expiry even at the same now */
+    uint32_t mcache;  /* last market looked up (markets are never removed), or NONE32 */
+    uint64_t mcache_model, mcache_region;
 
     slab pools, offers, orders, bids, levels, markets, models;
     idmap pool_ids, offer_ids, order_ids, model_ids;
@@ -268,9 +273,17 @@ static inline void emit(engine *e, engine_event *ev)
 
 /* engine.c */
 uint32_t engine_market_get(engine *e, uint64_t model, uint64_t region, bool create);
+uint32_t engine_market_find(engine *e, uint64_t model, uint64_t region, bool create);
 uint32_t engine_model_get(engine *e, uint64_t model, bool create);
 int engine_fail(engine *e, enum engine_error err);
-int engine_advance(engine *e, int64_t now);
+int engine_advance_slow(engine *e, int64_t now);
+/* Move the clock to now and expire what is due (in (expiry hour, seq) order). */
+static inline int engine_advance(engine *e, int64_t now)
+{
+    if (now == e->now && !e->clock_dirty)
+        return CAPX_OK; /* nothing can have come due since the last command */
+    return engine_advance_slow(e, now);
+}
 /* The pools of `markets` that have offers meeting [a, b), by lowest ask there. */
 const lblist *engine_lb_list(engine *e, lbset *s, const uint32_t *markets, uint32_t nmarkets,
                              int64_t a, int64_t b);
@@ -287,7 +300,7 @@ void resv_pieces(engine *e, const want *w, const plan *p, engine_quote_result *q
                  size_t cap);
 
 /* spot.c */
-void spot_cancel_bid(engine *e, uint32_t bi);
+void spot_cancel_bid(engine *e, uint32_t bi); /* its id already out of order_ids */
 void spot_offer_gone(engine *e, uint32_t oi);
 void spot_bid_insert(engine *e, uint32_t bi);
 uint64_t spot_digest(const engine *e, uint64_t h);

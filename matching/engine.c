@@ -97,6 +97,7 @@ engine *engine_new(engine_sink_fn sink, void *ctx)
     e->next_seq = 1;
     e->next_trade = 1;
     e->cur = 1;
+    e->mcache = NONE32;
     slab_init(&e->pools, sizeof(pool));
     slab_init(&e->offers, sizeof(offer));
     slab_init(&e->orders, sizeof(order));
@@ -130,6 +131,8 @@ void engine_free(engine *e)
         market *m = MARKET(e, i);
         free(m->pools);
         free(m->levels);
+        free(m->level_px);
+        idmap_free(&m->level_of);
         free(m->sp);
         free(m->sp_res);
         free(m->seg);
@@ -210,6 +213,7 @@ size_t engine_memory(const engine *e)
     for (uint32_t i = 0; i < e->markets.n; i++) {
         const market *m = MARKET(e, i);
         b += (size_t)(m->pools_cap + m->levels_cap) * sizeof(uint32_t);
+        b += (size_t)m->levels_cap * sizeof(int64_t) + idmap_memory(&m->level_of);
         b += lbset_memory(&m->lb);
         b += (size_t)m->sp_cap * (sizeof(uint32_t) + sizeof(int64_t)) +
              (size_t)m->seg_size * 2 * sizeof(int32_t);
@@ -248,6 +252,19 @@ static bool market_before(const market *a, const market *b)
 
 uint32_t engine_market_get(engine *e, uint64_t model_id, uint64_t region, bool create)
 {
+    if (e->mcache != NONE32 && e->mcache_model == model_id && e->mcache_region == region)
+        return e->mcache;
+    uint32_t k = engine_market_find(e, model_id, region, create);
+    if (k != NONE32) {
+        e->mcache = k;
+        e->mcache_model = model_id;
+        e->mcache_region = region;
+    }
+    return k;
+}
+
+uint32_t engine_market_find(engine *e, uint64_t model_id, uint64_t region, bool create)
+{
     uint32_t mi = engine_model_get(e, model_id, create);
     if (mi == NONE32)
         return NONE32;
@@ -263,6 +280,7 @@ uint32_t engine_market_get(engine *e, uint64_t model_id, uint64_t region, bool c
     m->model = model_id;
     m->region = region;
     m->model_idx = mi;
+    idmap_init(&m->level_of, 16);
     grow32((void **)&md->markets, &md->markets_cap, md->nmarkets + 1, sizeof(uint32_t));
     md->markets[md->nmarkets++] = k;
     /* keep market_order sorted by (model, region) */
@@ -421,7 +439,8 @@ static void resting_remove(engine *e, uint32_t oi)
     }
 }
 
-static void order_done(engine *e, uint32_t oi, uint8_t reason)
+/* Order oi leaves the book (unmap: drop its id, unless the caller already took it). */
+static void order_done(engine *e, uint32_t oi, uint8_t reason, bool unmap)
 {
     order *o = ORDER(e, oi);
     engine_event ev = {0};
@@ -435,7 +454,8 @@ static void order_done(engine *e, uint32_t oi, uint8_t reason)
     ev.filled = o->filled;
     ev.start = o->fixed;
     ev.pool = o->fixed_pool == NONE32 ? 0 : POOL(e, o->fixed_pool)->id;
-    idmap_del(&e->order_ids, o->id);
+    if (unmap)
+        idmap_del(&e->order_ids, o->id);
     o->live = 0;
     slab_del(&e->orders, oi);
     emit(e, &ev);
@@ -612,8 +632,9 @@ static int64_t cur_of(int64_t now)
     return now / 3600 + 1;
 }
 
-int engine_advance(engine *e, int64_t now)
+int engine_advance_slow(engine *e, int64_t now)
 {
+    e->clock_dirty = false;
     if (now < 0)
         return engine_fail(e, ENGINE_EINVAL);
     if (now > e->now)
@@ -632,7 +653,7 @@ int engine_advance(engine *e, int64_t now)
             order *o = ORDER(e, h.idx);
             if (o->live && o->seq == h.seq && o->dead_at == h.dead_at) {
                 resting_remove(e, h.idx);
-                order_done(e, h.idx, ENGINE_R_EXPIRED);
+                order_done(e, h.idx, ENGINE_R_EXPIRED, true);
             }
         }
     }
@@ -768,7 +789,7 @@ static bool order_try(engine *e, uint32_t oi, bool resting, const want *restrict
     if (o->gpus == 0) {
         if (resting)
             resting_remove(e, oi);
-        order_done(e, oi, ENGINE_R_FILLED);
+        order_done(e, oi, ENGINE_R_FILLED, true);
         return true;
     }
     /* Partly filled: the rest keeps this start. */
@@ -839,7 +860,7 @@ int engine_order(engine *e, int64_t now, const engine_order_spec *s)
     if (order_try(e, oi, false, NULL))
         return CAPX_OK;
     if (s->tif == ENGINE_IOC) {
-        order_done(e, oi, ENGINE_R_IOC);
+        order_done(e, oi, ENGINE_R_IOC, true);
         return CAPX_OK;
     }
     resting_insert(e, oi);
@@ -963,7 +984,7 @@ int engine_cancel_order(engine *e, int64_t now, uint64_t id)
 {
     if (engine_advance(e, now) < 0)
         return CAPX_ERR;
-    uint32_t oi = id ? idmap_get(&e->order_ids, id) : IDMAP_NONE;
+    uint32_t oi = id ? idmap_take(&e->order_ids, id) : IDMAP_NONE; /* one probe */
     if (oi == IDMAP_NONE)
         return engine_fail(e, ENGINE_ENOTFOUND);
     if (oi & 0x80000000u) {
@@ -971,7 +992,7 @@ int engine_cancel_order(engine *e, int64_t now, uint64_t id)
         return CAPX_OK;
     }
     resting_remove(e, oi);
-    order_done(e, oi, ENGINE_R_CANCELLED);
+    order_done(e, oi, ENGINE_R_CANCELLED, false);
     return CAPX_OK;
 }
 
@@ -994,6 +1015,7 @@ int engine_cancel_offer(engine *e, int64_t now, uint64_t id)
 
 int engine_restore_offer(engine *e, const engine_offer_spec *s, uint64_t seq)
 {
+    e->clock_dirty = true;
     uint32_t pi;
     if (seq == 0)
         return engine_fail(e, ENGINE_EINVAL);
@@ -1022,6 +1044,7 @@ int engine_restore_sold(engine *e, uint64_t pool_id, int64_t start, int64_t end,
 int engine_restore_order(engine *e, const engine_order_spec *s, uint64_t seq, int32_t filled,
                          int64_t fixed_start, uint64_t fixed_pool)
 {
+    e->clock_dirty = true;
     if (seq == 0 || order_check(e, s, true) < 0 || filled < 0 || filled >= s->gpus ||
         (filled > 0 && (fixed_start < 0 || s->all_or_none)) || s->tif != ENGINE_GTC ||
         (fixed_pool && !s->single_pool))
@@ -1046,6 +1069,7 @@ int engine_restore_order(engine *e, const engine_order_spec *s, uint64_t seq, in
 
 void engine_restore_counters(engine *e, uint64_t next_seq, uint64_t next_trade, int64_t now)
 {
+    e->clock_dirty = true;
     if (next_seq > e->next_seq)
         e->next_seq = next_seq;
     if (next_trade > e->next_trade)

@@ -45,9 +45,18 @@ static void idmap_insert(idmap_slot *slots, uint32_t mask, uint64_t key, uint32_
     slots[i].val = val;
 }
 
+static void grow_if_needed(idmap *m);
+
 void idmap_put(idmap *m, uint64_t key, uint32_t val)
 {
     CAPX_ASSERT(key != 0);
+    grow_if_needed(m);
+    idmap_insert(m->slots, m->mask, key, val);
+    m->n++;
+}
+
+static void grow_if_needed(idmap *m)
+{
     if ((m->n + 1) * 2 > m->mask + 1) {
         uint32_t nb = (m->mask + 1) * 2;
         idmap_slot *ns = xcalloc(nb, sizeof(*ns));
@@ -58,8 +67,45 @@ void idmap_put(idmap *m, uint64_t key, uint32_t val)
         m->slots = ns;
         m->mask = nb - 1;
     }
-    idmap_insert(m->slots, m->mask, key, val);
-    m->n++;
+}
+
+uint32_t *idmap_upsert(idmap *m, uint64_t key, bool *existed)
+{
+    CAPX_ASSERT(key != 0);
+    grow_if_needed(m);
+    uint32_t i = idmap_hash(key) & m->mask;
+    for (;;) {
+        idmap_slot *s = &m->slots[i];
+        if (s->key == key) {
+            *existed = true;
+            return &s->val;
+        }
+        if (s->key == 0) {
+            s->key = key;
+            s->val = IDMAP_NONE;
+            m->n++;
+            *existed = false;
+            return &s->val;
+        }
+        i = (i + 1) & m->mask;
+    }
+}
+
+static void del_at(idmap *m, uint32_t i);
+
+uint32_t idmap_take(idmap *m, uint64_t key)
+{
+    uint32_t i = idmap_hash(key) & m->mask;
+    for (;;) {
+        if (m->slots[i].key == key) {
+            uint32_t v = m->slots[i].val;
+            del_at(m, i);
+            return v;
+        }
+        if (m->slots[i].key == 0)
+            return IDMAP_NONE;
+        i = (i + 1) & m->mask;
+    }
 }
 
 void idmap_del(idmap *m, uint64_t key)
@@ -69,6 +115,11 @@ void idmap_del(idmap *m, uint64_t key)
         CAPX_ASSERT(m->slots[i].key != 0);
         i = (i + 1) & m->mask;
     }
+    del_at(m, i);
+}
+
+static void del_at(idmap *m, uint32_t i)
+{
     /* Backward shift: move later members of the run into the hole when their home allows. */
     uint32_t hole = i;
     for (uint32_t j = (i + 1) & m->mask; m->slots[j].key != 0; j = (j + 1) & m->mask) {

@@ -27,6 +27,11 @@ void idmap_free(idmap *m);
 uint32_t idmap_get(const idmap *m, uint64_t key);     /* IDMAP_NONE when absent */
 void idmap_put(idmap *m, uint64_t key, uint32_t val); /* key must be absent and non-zero */
 void idmap_del(idmap *m, uint64_t key);               /* key must be present */
+/* The value slot of key, inserted (value IDMAP_NONE) when absent; *existed says which. The
+ * pointer is valid until the next put or upsert. */
+uint32_t *idmap_upsert(idmap *m, uint64_t key, bool *existed);
+/* Remove key and return its value, or IDMAP_NONE when absent (one probe). */
+uint32_t idmap_take(idmap *m, uint64_t key);
 size_t idmap_memory(const idmap *m);
 
 static inline uint32_t idmap_hash(uint64_t k)

@@ -18,12 +18,12 @@
 #define SPOT_FLAG 0x80000000u /* order_ids values with this bit are spot bids */
 
 /* Position of the first level with price <= p (levels are highest first). */
-static uint32_t level_pos(const engine *e, const market *m, int64_t p)
+static uint32_t level_pos(const market *m, int64_t p)
 {
     uint32_t lo = 0, hi = m->nlevels;
     while (lo < hi) {
         uint32_t mid = (lo + hi) / 2;
-        if (LEVEL(e, m->levels[mid])->price > p)
+        if (m->level_px[mid] > p)
             lo = mid + 1;
         else
             hi = mid;
@@ -35,22 +35,26 @@ void spot_bid_insert(engine *e, uint32_t bi)
 {
     spot_bid *b = BID(e, bi);
     market *m = MARKET(e, b->market);
-    uint32_t pos = level_pos(e, m, b->limit);
-    uint32_t li;
-    if (pos < m->nlevels && LEVEL(e, m->levels[pos])->price == b->limit) {
-        li = m->levels[pos];
-    } else {
+    uint32_t li = idmap_get(&m->level_of, (uint64_t)b->limit);
+    if (li == IDMAP_NONE) {
         li = slab_new(&e->levels);
         spot_level *l = LEVEL(e, li);
         l->price = b->limit;
         l->head = l->tail = NONE32;
-        if (m->nlevels == m->levels_cap)
-            grow32((void **)&m->levels, &m->levels_cap, m->nlevels + 1, sizeof(uint32_t));
+        uint32_t pos = level_pos(m, b->limit);
+        if (m->nlevels == m->levels_cap) {
+            m->levels_cap = m->levels_cap ? m->levels_cap * 2 : 16;
+            m->levels = xrealloc(m->levels, m->levels_cap * sizeof(uint32_t));
+            m->level_px = xrealloc(m->level_px, m->levels_cap * sizeof(int64_t));
+        }
         memmove(m->levels + pos + 1, m->levels + pos, (m->nlevels - pos) * sizeof(uint32_t));
+        memmove(m->level_px + pos + 1, m->level_px + pos, (m->nlevels - pos) * sizeof(int64_t));
         m->levels[pos] = li;
+        m->level_px[pos] = b->limit;
         m->nlevels++;
+        idmap_put(&m->level_of, (uint64_t)b->limit, li);
+        b = BID(e, bi);
     }
-    b = BID(e, bi);
     spot_level *l = LEVEL(e, li);
     b->level = li;
     /* FIFO by seq: new bids go last; a rebuild may insert out of order. */
@@ -86,10 +90,12 @@ static void bid_unlink(engine *e, uint32_t bi)
         BID(e, b->next)->prev = b->prev;
     m->nbids--;
     if (--l->count == 0) {
-        uint32_t pos = level_pos(e, m, l->price);
+        uint32_t pos = level_pos(m, l->price);
         CAPX_ASSERT(pos < m->nlevels && m->levels[pos] == b->level);
         memmove(m->levels + pos, m->levels + pos + 1, (m->nlevels - pos - 1) * sizeof(uint32_t));
+        memmove(m->level_px + pos, m->level_px + pos + 1, (m->nlevels - pos - 1) * sizeof(int64_t));
         m->nlevels--;
+        idmap_del(&m->level_of, (uint64_t)l->price);
         slab_del(&e->levels, b->level);
     }
 }
@@ -130,8 +136,7 @@ void spot_cancel_bid(engine *e, uint32_t bi)
     if (b->running != NONE32)
         POOL(e, b->running)->spot_running -= b->gpus;
     bid_event(e, b, ENGINE_EV_SPOT_BID_DONE, ENGINE_R_CANCELLED, 0);
-    idmap_del(&e->order_ids, b->id);
-    b->live = 0;
+    b->live = 0; /* its id was taken out of order_ids by the caller */
     slab_del(&e->bids, bi);
 }
 
@@ -295,12 +300,31 @@ static uint32_t spot_bid_new(engine *e, const engine_spot_bid_spec *s, uint64_t 
 
 int engine_spot_bid(engine *e, int64_t now, const engine_spot_bid_spec *s)
 {
-    if (now != e->now && engine_advance(e, now) < 0)
+    if (engine_advance(e, now) < 0)
         return CAPX_ERR;
-    if (spot_bid_check(e, s) < 0)
-        return CAPX_ERR;
+    if (s->id == 0 || s->account == 0 || s->model == 0 || s->region == 0 || s->gpus < 1 ||
+        s->gpus > ENGINE_MAX_GPUS || s->limit_price < 1 || s->limit_price > ENGINE_MAX_PRICE)
+        return engine_fail(e, ENGINE_EINVAL);
+    bool existed;
+    uint32_t *slot = idmap_upsert(&e->order_ids, s->id, &existed); /* one probe */
+    if (existed)
+        return engine_fail(e, ENGINE_EEXIST);
     uint64_t seq = e->next_seq++;
-    (void)spot_bid_new(e, s, seq);
+    uint32_t mk = engine_market_get(e, s->model, s->region, true);
+    uint32_t bi = slab_new(&e->bids);
+    CAPX_ASSERT(bi < SPOT_FLAG);
+    *slot = bi | SPOT_FLAG;
+    spot_bid *b = BID(e, bi);
+    b->id = s->id;
+    b->account = s->account;
+    b->seq = seq;
+    b->limit = s->limit_price;
+    b->gpus = s->gpus;
+    b->market = mk;
+    b->running = NONE32;
+    b->won = NONE32;
+    b->live = 1;
+    spot_bid_insert(e, bi);
     engine_event ev = {0};
     ev.kind = ENGINE_EV_SPOT_BID_ACCEPTED;
     ev.order = s->id;
