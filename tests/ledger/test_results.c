@@ -264,6 +264,19 @@ static void test_batches(void)
         CHECK_EQ_I64(r[i], LEDGER_EXISTS);
     CHECK_TOTALS(Acash, 100, 581, 0, 1005);
 
+    /* A malformed kind in a batch: left to the table's CHECK by the fast path, named by the
+     * sequential one; the rest of the batch still applies. */
+    ledger_batch_clear(b);
+    t = hold("k1", Acash, Aesc, 1);
+    ledger_batch_add(b, &t);
+    t = xfer("k2", Acash, Bcash, 1, "Bad Kind");
+    ledger_batch_add(b, &t);
+    CHECK(ledger_submit(conn, b, r, err, sizeof err) == 0);
+    CHECK_EQ_I64(r[0], LEDGER_OK);
+    CHECK_EQ_I64(r[1], LEDGER_INVALID_FIELDS);
+    t = resolve("k3", LEDGER_VOID, "k1", 0); /* released again, for the totals below */
+    CHECK_EQ_I64(sub1(&t), LEDGER_OK);
+
     /* In batch order: B (401 + 10 - 5 = 406) pays 400, then cannot pay 10 more, then is
      * paid 20 and can pay 20 — each judged on the balances after the ones before it. */
     ledger_batch_clear(b);
