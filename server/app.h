@@ -60,6 +60,7 @@ struct app_config {
     int64_t max_open_orders; /* per account */
     int64_t fee_bps;         /* platform fee, basis points */
     int64_t preempt_notice_s;
+    int64_t sla_credit_pct; /* SLA credit per lost GPU-hour, % of its price (0: off) */
 };
 
 struct market;

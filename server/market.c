@@ -12,6 +12,7 @@
 #include "common/timefmt.h"
 #include "server/log.h"
 #include "server/market.h"
+#include "server/settle.h"
 
 #define HOUR 3600
 
@@ -65,6 +66,11 @@ static void sink(void *ctx, const engine_event *ev)
         m->events = xrealloc(m->events, m->capevents * sizeof *m->events);
     }
     m->events[m->nevents++] = *ev;
+}
+
+struct app *market_app(struct market *m)
+{
+    return m->app;
 }
 
 engine *market_engine(struct market *m)
@@ -158,6 +164,8 @@ static void free_objs(struct market *m)
         struct obj *o = m->objs[n];
         if (o && o->type == OBJ_ORDER)
             free(((struct order *)o)->contracts);
+        if (o && o->type == OBJ_CONTRACT)
+            free(((struct contract *)o)->losses);
         free(o);
     }
     free(m->objs);
@@ -294,6 +302,41 @@ static void add_transfer(struct market *m, const struct ledger_transfer *x)
     ledger_batch_add(b, x);
     if (x->flags == LEDGER_PENDING)
         hmap_put(&t->phase_holds, x->id, (void *)1);
+}
+
+void market_transfer(struct market *m, const struct ledger_transfer *x)
+{
+    add_transfer(m, x);
+}
+
+void market_contract_loss(struct contract *c, int64_t hour, int64_t gpus)
+{
+    for (int i = 0; i < c->nlosses; i++)
+        if (c->losses[i].hour == hour) {
+            c->losses[i].gpus += gpus;
+            if (c->losses[i].gpus > c->gpus)
+                c->losses[i].gpus = c->gpus;
+            return;
+        }
+    if (c->nlosses == c->caplosses) {
+        c->caplosses = c->caplosses ? c->caplosses * 2 : 8;
+        c->losses = xrealloc(c->losses, (size_t)c->caplosses * sizeof *c->losses);
+    }
+    c->losses[c->nlosses++] = (struct contract_loss){hour, gpus < c->gpus ? gpus : c->gpus};
+}
+
+int64_t market_contract_lost(const struct contract *c, int64_t hour)
+{
+    for (int i = 0; i < c->nlosses; i++)
+        if (c->losses[i].hour == hour)
+            return c->losses[i].gpus;
+    return 0;
+}
+
+void market_check_mirror(const struct account *a)
+{
+    CAPX_ASSERT(a->available >= 0);
+    CAPX_ASSERT(a->held >= 0);
 }
 
 static void check_mirror(const struct account *a)
@@ -473,6 +516,8 @@ static void write_order(struct db_job *job, struct order *o)
     fmt_i64(seq, (int64_t)o->seq);
     fmt_i64(cr, o->o.created);
     fmt_i64(up, o->updated);
+    char acc[24];
+    fmt_i64(acc, o->spot_acc);
     const char *v[] = {o->o.id,
                        num,
                        o->acct->id,
@@ -499,27 +544,31 @@ static void write_order(struct db_job *job, struct order *o)
                        o->preempt_at ? pa : NULL,
                        seq,
                        cr,
-                       up};
+                       up,
+                       acc};
+    CAPX_ASSERT(ARRAY_LEN(v) == 28);
     db_job_add(job,
                "INSERT INTO orders (id, num, account_id, kind, gpu_model, region, gpus, "
                "filled_gpus, start_at, latest_start, fixed_start, hours, limit_price, "
                "all_or_none, single_pool, time_in_force, lend_idle, status, hold_id, "
                "hold_amount, hold_count, running_pool, spot_price, preempt_at, seq, created_at, "
-               "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, to_timestamp($9), "
+               "updated_at, spot_acc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, to_timestamp($9), "
                "to_timestamp($10), to_timestamp($11), $12, $13, $14, $15, $16, $17, $18, $19, "
                "$20, $21, $22, $23, to_timestamp($24), $25, to_timestamp($26), "
-               "to_timestamp($27)) ON CONFLICT (id) DO UPDATE SET filled_gpus = "
+               "to_timestamp($27), $28) ON CONFLICT (id) DO UPDATE SET spot_acc = "
+               "EXCLUDED.spot_acc, filled_gpus = "
                "EXCLUDED.filled_gpus, fixed_start = EXCLUDED.fixed_start, status = "
                "EXCLUDED.status, hold_id = EXCLUDED.hold_id, hold_amount = EXCLUDED.hold_amount, "
                "hold_count = EXCLUDED.hold_count, running_pool = EXCLUDED.running_pool, "
                "spot_price = EXCLUDED.spot_price, preempt_at = EXCLUDED.preempt_at, seq = "
                "EXCLUDED.seq, updated_at = EXCLUDED.updated_at",
-               27, v);
+               28, v);
 }
 
 static void write_contract(struct db_job *job, struct contract *c)
 {
-    char num[24], gpus[24], st[24], en[24], price[24], amount[24], ts[24], cr[24];
+    char num[24], gpus[24], st[24], en[24], price[24], amount[24], ts[24], cr[24], settled[24],
+        until[24];
     fmt_i64(num, (int64_t)c->o.num);
     fmt_i64(gpus, c->gpus);
     fmt_i64(st, c->start);
@@ -528,6 +577,8 @@ static void write_contract(struct db_job *job, struct contract *c)
     fmt_i64(amount, c->amount);
     fmt_i64(ts, (int64_t)c->trade_seq);
     fmt_i64(cr, c->o.created);
+    fmt_i64(settled, c->settled);
+    fmt_i64(until, c->settled_until);
     const char *v[] = {c->o.id,
                        num,
                        c->order->o.id,
@@ -543,14 +594,18 @@ static void write_contract(struct db_job *job, struct contract *c)
                        c->status,
                        ts,
                        c->order->lend_idle ? "t" : "f",
-                       cr};
+                       cr,
+                       settled,
+                       c->settled_until > c->start ? until : NULL};
+    CAPX_ASSERT(ARRAY_LEN(v) == 18);
     db_job_add(job,
                "INSERT INTO contracts (id, num, order_id, offer_id, pool_id, buyer_id, "
                "provider_id, gpus, start_at, end_at, price, amount, status, trade_seq, lend_idle, "
-               "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, to_timestamp($9), "
-               "to_timestamp($10), $11, $12, $13, $14, $15, to_timestamp($16)) "
-               "ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status",
-               16, v);
+               "created_at, settled, settled_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
+               "to_timestamp($9), to_timestamp($10), $11, $12, $13, $14, $15, to_timestamp($16), "
+               "$17, to_timestamp($18)) ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, "
+               "settled = EXCLUDED.settled, settled_until = EXCLUDED.settled_until",
+               18, v);
 }
 
 /* ---- flush and commit ---- */
@@ -613,9 +668,9 @@ static void flush(struct market *m)
         db_job_add(job, sql, st.nparams, st.values);
         free(sql);
     }
-    if (t->sim_now >= 0 || m->app->clock.simulated) {
+    if (t->sim_now >= 0) {
         char now[24];
-        fmt_i64(now, clock_now(&m->app->clock));
+        fmt_i64(now, t->sim_now);
         const char *v[] = {now};
         db_job_add(job,
                    "INSERT INTO clock_state (one, sim_now) VALUES (true, $1) ON CONFLICT (one) "
@@ -791,6 +846,8 @@ static void apply_event(struct market *m, const engine_event *ev, struct order *
         c->amount = ev->amount;
         c->status = "scheduled";
         c->trade_seq = ev->seq;
+        c->settled_until = c->start;
+        c->range_start = -1;
         int64_t check;
         CAPX_ASSERT(capx_mul3_i64(c->price, c->gpus, ev->end - ev->start, &check) == 0 &&
                     check == c->amount);
@@ -973,15 +1030,24 @@ void market_advance(struct market *m, int64_t target)
     int64_t t = m->now;
     if (target <= t)
         return;
-    /* Every whole minute in (t, target], in time order; hour work before that minute's round. */
+    /* Every whole minute in (t, target], in time order: the minute's spot metering, then at
+       whole hours the hour's settlement and the hourly work, then the minute's spot round. */
     int64_t minute = (t / 60 + 1) * 60;
+    int worked = minute <= target;
     for (; minute <= target; minute += 60) {
-        if (minute % HOUR == 0)
+        settle_spot_minute(m, minute);
+        if (minute % HOUR == 0) {
+            settle_hour(m, minute);
             hour_boundary(m, minute);
+        }
         spot_round(m, minute);
         m->now = minute;
     }
     m->now = target;
+    if (worked) {
+        settle_flush(m, target);
+        turn(m)->sim_now = target; /* how far the clock's work is done, saved with it */
+    }
 }
 
 /* ---- JSON ---- */
@@ -1280,8 +1346,8 @@ static int load_market(struct market *m, PGconn *c, char *err, size_t errlen)
           "extract(epoch FROM fixed_start)::bigint, hours, limit_price, all_or_none, "
           "single_pool, time_in_force, lend_idle, status, hold_id, hold_amount, hold_count, "
           "running_pool, spot_price, extract(epoch FROM preempt_at)::bigint, seq, "
-          "extract(epoch FROM created_at)::bigint, extract(epoch FROM updated_at)::bigint "
-          "FROM orders ORDER BY num",
+          "extract(epoch FROM created_at)::bigint, extract(epoch FROM updated_at)::bigint, "
+          "spot_acc FROM orders ORDER BY num",
           err, errlen);
     if (!r)
         return -1;
@@ -1318,6 +1384,7 @@ static int load_market(struct market *m, PGconn *c, char *err, size_t errlen)
         o->seq = (uint64_t)i64(r, i, 24);
         o->o.created = i64(r, i, 25);
         o->updated = i64(r, i, 26);
+        o->spot_acc = i64(r, i, 27);
         if (o->seq > max_seq)
             max_seq = o->seq;
         add_obj(m, &o->o);
@@ -1326,8 +1393,8 @@ static int load_market(struct market *m, PGconn *c, char *err, size_t errlen)
     r = q(c,
           "SELECT id, num, order_id, offer_id, pool_id, buyer_id, provider_id, gpus, "
           "extract(epoch FROM start_at)::bigint, extract(epoch FROM end_at)::bigint, price, "
-          "amount, status, trade_seq, extract(epoch FROM created_at)::bigint "
-          "FROM contracts ORDER BY num",
+          "amount, status, trade_seq, extract(epoch FROM created_at)::bigint, settled, "
+          "extract(epoch FROM settled_until)::bigint FROM contracts ORDER BY num",
           err, errlen);
     if (!r)
         return -1;
@@ -1350,6 +1417,9 @@ static int load_market(struct market *m, PGconn *c, char *err, size_t errlen)
         k->status = intern_status(PQgetvalue(r, i, 12));
         k->trade_seq = (uint64_t)i64(r, i, 13);
         k->o.created = i64(r, i, 14);
+        k->settled = i64(r, i, 15);
+        k->settled_until = ts_or(r, i, 16, k->start);
+        k->range_start = -1;
         if (k->trade_seq > max_trade)
             max_trade = k->trade_seq;
         add_obj(m, &k->o);
@@ -1431,17 +1501,22 @@ int market_load(struct market *m, const char *conninfo, char *err, size_t errlen
     m->eng = engine_new(sink, m);
     m->nevents = 0;
     m->next_account_num = 0;
-    if (m->app->clock.simulated) {
-        r = q(c, "SELECT sim_now FROM clock_state", err, errlen);
-        if (!r)
-            goto done;
-        if (PQntuples(r) == 1 && i64(r, 0, 0) > m->app->clock.sim_now)
-            m->app->clock.sim_now = i64(r, 0, 0);
-        PQclear(r);
-    }
-    if (load_accounts(m, c, err, errlen) < 0 || load_market(m, c, err, errlen) < 0)
+    int64_t processed = -1;
+    r = q(c, "SELECT sim_now FROM clock_state", err, errlen);
+    if (!r)
         goto done;
+    if (PQntuples(r) == 1)
+        processed = i64(r, 0, 0);
+    PQclear(r);
+    if (m->app->clock.simulated && processed > m->app->clock.sim_now)
+        m->app->clock.sim_now = processed;
+    if (load_accounts(m, c, err, errlen) < 0 || load_market(m, c, err, errlen) < 0 ||
+        settle_load(m, c, err, errlen) < 0)
+        goto done;
+    /* With the real clock, work due while capxd was down is done by the next tick. */
     m->now = market_now(m);
+    if (processed > 0 && processed < m->now)
+        m->now = processed;
     m->ready = 1;
     rc = 0;
     log_info("msg=\"market loaded\" accounts=%zu objects=%llu engine_bytes=%zu",

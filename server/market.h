@@ -85,6 +85,8 @@ struct order {
     struct contract **contracts;
     int ncontracts, capcontracts;
     /* Within one command: fills to settle with the hold. */
+    int64_t spot_acc; /* spot: Σ price × gpus × seconds not yet charged (micro-USD·s/h) */
+    struct pool *meter_pool; /* spot: the pool its metered seconds ran in */
     int64_t turn_cost;
     int touched;
 };
@@ -98,7 +100,27 @@ struct contract {
     int64_t gpus, start, end, price, amount;
     const char *status; /* scheduled, active, completed, cancelled */
     uint64_t trade_seq;
+    /* Settlement (settle.c). */
+    int64_t settled_until; /* hours before this instant are settled */
+    int64_t settled;       /* micro-USD moved out of escrow for it so far */
+    int64_t range_start;   /* first hour of the range waiting to be settled, or -1 */
+    /* GPU-hours lost to failures (the scheduler records them with market_contract_loss). */
+    struct contract_loss *losses;
+    int nlosses, caplosses;
 };
+
+/* GPUs of a contract that were not delivered in one hour. */
+struct contract_loss {
+    int64_t hour; /* Unix seconds of the hour's start */
+    int64_t gpus;
+};
+
+/* Records that `gpus` GPUs of the contract were lost in the hour starting at `hour` (adds to
+   what is recorded for that hour, never above the contract's GPUs). Memory only: the caller
+   persists it in the same turn. */
+void market_contract_loss(struct contract *c, int64_t hour, int64_t gpus);
+/* GPUs lost in that hour. */
+int64_t market_contract_lost(const struct contract *c, int64_t hour);
 
 struct market;
 
@@ -133,8 +155,14 @@ void market_money_hold(struct market *m, struct order *o, int64_t amount);
 void market_money_post(struct market *m, struct order *o, int64_t amount);
 void market_money_void(struct market *m, struct order *o);
 
+/* Any ledger transfer, in this turn's transaction; the caller keeps the mirror. */
+void market_transfer(struct market *m, const struct ledger_transfer *x);
+/* Asserts a mirrored balance is not negative. */
+void market_check_mirror(const struct account *a);
+
 /* Engine access and event processing (events are applied as they come). */
 engine *market_engine(struct market *m);
+struct app *market_app(struct market *m);
 int64_t market_now(struct market *m);
 /* Applies the events the last engine command produced. */
 void market_apply_events(struct market *m);
