@@ -500,6 +500,24 @@ static void test_tamper(void)
     CHECK(PQresultStatus(res) == PGRES_FATAL_ERROR);
     PQclear(res);
 
+    /* Malformed accounts are refused: a cash account that may go negative, an id that is not
+     * derived from its owner, an unknown kind. */
+    static const char *const bad_accounts[] = {
+        "UPDATE ledger_accounts SET flags = 0 WHERE id = 'acct_aaaaaaaaaaaaaaaa:cash'",
+        "INSERT INTO ledger_accounts (id, kind, owner, flags) VALUES "
+        "('acct_aaaaaaaaaaaaaaaa:other', 'cash', 'acct_aaaaaaaaaaaaaaaa', 1)",
+        "INSERT INTO ledger_accounts (id, kind, owner, flags) VALUES ('capx:bank', 'bank', NULL, "
+        "0)",
+        "INSERT INTO ledger_accounts (id, kind, owner, flags) VALUES ('capx:cash', 'cash', NULL, "
+        "1)",
+    };
+    for (size_t i = 0; i < ARRAY_LEN(bad_accounts); i++) {
+        res = PQexec(conn, bad_accounts[i]);
+        CHECK(PQresultStatus(res) == PGRES_FATAL_ERROR);
+        CHECK_STR(PQresultErrorField(res, PG_DIAG_SQLSTATE), "23514");
+        PQclear(res);
+    }
+
     /* exceeds_debits: make the world account refuse to credit more than it debited. */
     ltest_must(conn, "UPDATE ledger_accounts SET flags = 2 WHERE id = 'capx:world'");
     struct ledger_transfer t = xfer("wd1", Bcash, LEDGER_WORLD, 5000, "withdrawal");
