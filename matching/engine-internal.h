@@ -113,7 +113,6 @@ typedef struct spot_bid {
     uint32_t level;      /* level index */
     uint32_t prev, next; /* FIFO within the level */
     uint32_t running;    /* pool index it runs in, or NONE32 */
-    uint32_t won;        /* this round: position in the market's spot pools, or NONE32 */
     uint8_t live;
 } spot_bid;
 
@@ -241,6 +240,8 @@ struct engine {
     size_t sc_retry_cap;
     int64_t *sc_losers; /* spot round: losing limits */
     size_t sc_losers_cap;
+    uint32_t *sc_changes; /* spot round: (bid, won position or NONE32) of bids that change */
+    size_t sc_changes_cap;
 };
 
 /* slab */

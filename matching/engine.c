@@ -169,6 +169,7 @@ void engine_free(engine *e)
     free(e->sc_retry);
     free(e->stamp);
     free(e->sc_losers);
+    free(e->sc_changes);
     free(e);
 }
 

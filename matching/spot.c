@@ -291,7 +291,6 @@ static uint32_t spot_bid_new(engine *e, const engine_spot_bid_spec *s, uint64_t 
     b->gpus = s->gpus;
     b->market = mk;
     b->running = NONE32;
-    b->won = NONE32;
     b->live = 1;
     idmap_put(&e->order_ids, s->id, bi | SPOT_FLAG);
     spot_bid_insert(e, bi);
@@ -322,7 +321,6 @@ int engine_spot_bid(engine *e, int64_t now, const engine_spot_bid_spec *s)
     b->gpus = s->gpus;
     b->market = mk;
     b->running = NONE32;
-    b->won = NONE32;
     b->live = 1;
     spot_bid_insert(e, bi);
     engine_event ev = {0};
@@ -471,6 +469,9 @@ static void auction(engine *e, uint32_t mk)
     for (uint32_t n = size - 1; n >= 1; n--)
         seg[n] = seg[2 * n] > seg[2 * n + 1] ? seg[2 * n] : seg[2 * n + 1];
     grow((void **)&e->sc_losers, &e->sc_losers_cap, m->nbids, sizeof(int64_t));
+    grow((void **)&e->sc_changes, &e->sc_changes_cap, 2 * (size_t)m->nbids, sizeof(uint32_t));
+    uint32_t nchg = 0;
+    int64_t running = 0;
 
     int64_t maxres = 0, lmin = 0;
     uint32_t nwin = 0, nlose = 0;
@@ -501,15 +502,23 @@ static void auction(engine *e, uint32_t mk)
                     won = seg_first(seg, 1, 0, size, bound, b->gpus);
                 }
             }
-            b->won = won;
             if (won != NONE32) {
                 seg_set(seg, size, won, seg[size + won] - b->gpus);
                 if (m->sp_res[won] > maxres)
                     maxres = m->sp_res[won];
                 lmin = L;
                 nwin++;
+                running += b->gpus;
+                if (b->running == NONE32) { /* starts running: an event */
+                    e->sc_changes[nchg++] = bi;
+                    e->sc_changes[nchg++] = won;
+                }
             } else {
                 e->sc_losers[nlose++] = L;
+                if (b->running != NONE32) { /* loses its GPUs: an event */
+                    e->sc_changes[nchg++] = bi;
+                    e->sc_changes[nchg++] = NONE32;
+                }
             }
             bi = b->next;
         }
@@ -528,29 +537,22 @@ static void auction(engine *e, uint32_t mk)
         }
         if (lo < nlose && e->sc_losers[lo] > P)
             P = e->sc_losers[lo];
-        CAPX_ASSERT(P <= lmin);
+        /* One price for all: within every winner's limit (all >= lmin), at or above every
+         * reserve used (all <= maxres). */
+        CAPX_ASSERT(P <= lmin && P >= maxres);
         m->spot_price = P;
     }
-    int64_t running = 0;
-    for (uint32_t k = 0; k < m->nlevels; k++) {
-        for (uint32_t bi = LEVEL(e, m->levels[k])->head; bi != NONE32;) {
-            spot_bid *b = BID(e, bi);
-            if (b->won != NONE32) {
-                /* One price for all: within every winner's limit, above every reserve used. */
-                CAPX_ASSERT(b->limit >= P && m->sp_res[b->won] <= P);
-                uint32_t pi = m->sp[b->won];
-                if (b->running != pi) {
-                    CAPX_ASSERT(b->running == NONE32);
-                    b->running = pi;
-                    POOL(e, pi)->spot_running += b->gpus;
-                    bid_event(e, b, ENGINE_EV_SPOT_WON, ENGINE_R_NONE, P);
-                }
-                running += b->gpus;
-            } else if (b->running != NONE32) {
-                bid_preempt(e, b, ENGINE_R_OUTBID);
-            }
-            b->won = NONE32;
-            bi = b->next;
+    /* Events in priority order; bids that keep running where they run say nothing. */
+    for (uint32_t c = 0; c < nchg; c += 2) {
+        spot_bid *b = BID(e, e->sc_changes[c]);
+        uint32_t won = e->sc_changes[c + 1];
+        if (won != NONE32) {
+            uint32_t pi = m->sp[won];
+            b->running = pi;
+            POOL(e, pi)->spot_running += b->gpus;
+            bid_event(e, b, ENGINE_EV_SPOT_WON, ENGINE_R_NONE, P);
+        } else {
+            bid_preempt(e, b, ENGINE_R_OUTBID);
         }
     }
     engine_event ev = {0};
