@@ -196,13 +196,14 @@ class Client(threading.Thread):
     """Places orders (and now and then cancels one of its resting orders) as fast as answers
     come, each request with its own Idempotency-Key; records every request and its outcome."""
 
-    def __init__(self, env, market, name, seed, stop, stop_on_error=True):
+    def __init__(self, env, market, name, seed, stop, stop_on_error=True, pause=0.0):
         super().__init__(daemon=True)
         self.env, self.m, self.name = env, market, name
         self.key = market.buyers[name][1]
         self.rnd = random.Random(seed)
         self.stop = stop
         self.stop_on_error = stop_on_error
+        self.pause = pause
         self.log = []        # dicts: method, path, body, ikey, t0, t1, status, resp, error
         self.open_ids = []
 
@@ -232,6 +233,8 @@ class Client(threading.Thread):
                 rec = self.one(conn, "POST", "/v1/orders", self.m.random_order(self.rnd))
                 if rec["status"] == 201 and rec["resp"].get("status") == "open":
                     self.open_ids.append(rec["resp"]["id"])
+            if self.pause:
+                time.sleep(self.pause)
             if rec["error"] is not None:
                 conn.close()
                 conn = None
@@ -318,12 +321,14 @@ try:
     clients = [Client(e, m, f"b{i}", 1000 + i, stop) for i in range(4)]
     for c in clients:
         c.start()
-    deadline = time.time() + 20
-    while time.time() < deadline:
+    # The kill comes after 2 s of load with at least 150 acknowledged requests, or after 600
+    # (a fast build must not run the book or the open-orders limit full), or after 20 s.
+    t_load = time.time()
+    while time.time() < t_load + 20:
         acks = sum(1 for c in clients for r in c.log if r["status"] in (200, 201))
-        if acks >= 150 and time.time() > deadline - 18:
+        if acks >= 600 or (acks >= 150 and time.time() > t_load + 2):
             break
-        time.sleep(0.05)
+        time.sleep(0.01)
     pid = kill9(e)
     for c in clients:
         c.join(timeout=30)
@@ -337,7 +342,8 @@ try:
     orders = verify(e, m, clients, "after kill -9")
 
     # The resting orders are back in the book: an offer at 0.90 over their hours fills them all.
-    resting = [(c, oid) for c in clients for oid, o in orders[c.name].items() if o["status"] == "open"]
+    resting = [(c, oid) for c in clients for oid, o in orders[c.name].items()
+               if o["status"] == "open" and o["limit_price"] == 1_000_000]
     st, _, b = e.req("GET", "/v1/markets", key=m.pkey)
     row = [r for r in b.get("data", []) if r.get("region") == REGION and r.get("gpu_model") == MODEL]
     if resting:
@@ -387,7 +393,7 @@ try:
     m = Market(e, 4, "s")       # b0-b2 load it, b3 probes
     pid = e.pid
     stop = threading.Event()
-    clients = [Client(e, m, f"b{i}", 2000 + i, stop, stop_on_error=False) for i in range(3)]
+    clients = [Client(e, m, f"b{i}", 2000 + i, stop, stop_on_error=False, pause=0.003) for i in range(3)]
     for c in clients:
         c.start()
     time.sleep(1.5)
