@@ -28,27 +28,40 @@ void app_init(struct app *a, struct event_base *base, const struct app_config *c
 
 void app_free(struct app *a)
 {
-    app_clear(a);
+    app_clear(a, 1);
 }
 
-void app_clear(struct app *a)
+void app_clear(struct app *a, int all)
 {
     size_t i = 0;
     const char *k;
     void *v;
     while (hmap_next(&a->keys, &i, &k, &v))
         free(v);
+    hmap_free(&a->keys);
+    hmap_init(&a->keys);
+    /* Saved answers are reloaded from the database; keys still in flight stay in flight. */
+    struct hmap keep;
+    hmap_init(&keep);
+    i = 0;
+    while (hmap_next(&a->idem, &i, &k, &v)) {
+        struct idem *d = v;
+        if (d->status == 0 && !all) {
+            hmap_put(&keep, k, d);
+            continue;
+        }
+        free(d->body);
+        free(d);
+    }
+    hmap_free(&a->idem);
+    a->idem = keep;
+    if (!all)
+        return; /* accounts are never deleted: requests may hold pointers to them */
     i = 0;
     while (hmap_next(&a->accounts, &i, &k, &v))
         free(v);
-    i = 0;
-    while (hmap_next(&a->idem, &i, &k, &v)) {
-        free(((struct idem *)v)->body);
-        free(v);
-    }
-    hmap_free(&a->keys);
     hmap_free(&a->accounts);
-    hmap_free(&a->idem);
+    hmap_init(&a->accounts);
 }
 
 /* ---- idempotency ---- */

@@ -116,8 +116,9 @@ void app_init(struct app *a, struct event_base *base, const struct app_config *c
 void app_free(struct app *a);
 /* Idempotency: called with the final answer of a request that carried a key. */
 void app_idem_finish(struct app_req *r, int status, const char *body);
-/* Drops every account, key and idempotency record (before a rebuild). */
-void app_clear(struct app *a);
+/* Drops keys and saved idempotency answers before a rebuild (all: accounts and in-flight
+   keys too, at exit). */
+void app_clear(struct app *a, int all);
 
 /* The http_server callbacks. */
 int app_precheck(struct http_req *req, struct api_error *err, void *arg);

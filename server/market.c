@@ -1170,7 +1170,14 @@ static struct account *acct_of(struct market *m, const char *id)
 struct account *market_account_new(struct market *m, const char *id, const char *name,
                                    unsigned roles)
 {
-    struct account *a = xcalloc(1, sizeof *a);
+    struct account *a = hmap_get(&m->app->accounts, id);
+    if (a) {
+        /* Reloaded: same object (requests may point at it), balances from the ledger. */
+        a->roles = roles;
+        a->available = a->held = a->open_orders = 0;
+        return a;
+    }
+    a = xcalloc(1, sizeof *a);
     snprintf(a->id, sizeof a->id, "%s", id);
     snprintf(a->name, sizeof a->name, "%s", name);
     a->roles = roles;
@@ -1254,7 +1261,11 @@ static int load_accounts(struct market *m, PGconn *c, char *err, size_t errlen)
         d->status = (int)i64(r, i, 2);
         d->body = xstrdup(PQgetvalue(r, i, 3));
         d->created = i64(r, i, 4);
-        hmap_put(&m->app->idem, PQgetvalue(r, i, 0), d);
+        struct idem *prev = hmap_put(&m->app->idem, PQgetvalue(r, i, 0), d);
+        if (prev) {
+            free(prev->body);
+            free(prev);
+        }
     }
     PQclear(r);
     return 0;
@@ -1490,17 +1501,13 @@ int market_load(struct market *m, const char *conninfo, char *err, size_t errlen
     PQclear(r);
     turn_free(m->open);
     m->open = NULL;
-    app_clear(m->app);
-    hmap_init(&m->app->accounts);
-    hmap_init(&m->app->keys);
-    hmap_init(&m->app->idem);
+    app_clear(m->app, 0);
     free_objs(m);
     hmap_init(&m->by_id);
     hmap_init(&m->interns);
     engine_free(m->eng);
     m->eng = engine_new(sink, m);
     m->nevents = 0;
-    m->next_account_num = 0;
     int64_t processed = -1;
     r = q(c, "SELECT sim_now FROM clock_state", err, errlen);
     if (!r)
