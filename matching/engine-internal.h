@@ -128,6 +128,14 @@ typedef struct spot_level {
     for (uint32_t k_ = 0; k_ < (md)->nlevels; k_++)                                                \
         for (uint32_t oi = LEVEL(e, (md)->levels[k_])->head; oi != NONE32; oi = ORDER(e, oi)->next)
 
+/* A bid as a round sees it, in priority order: a flat array walked without pointer chasing. */
+typedef struct rb_ent {
+    int64_t limit;
+    uint32_t bid; /* bid index */
+    int32_t gpus;
+    uint32_t pos; /* where it runs: position in the market's spot pools, or NONE32 */
+} rb_ent;
+
 typedef struct market {
     uint64_t model, region;
     uint32_t model_idx;
@@ -144,7 +152,10 @@ typedef struct market {
     int32_t *seg;    /* segment tree of GPUs left this round over sp, size 2*seg_size */
     uint32_t nsp, sp_cap, seg_size;
     bool sp_dirty; /* sp must be rebuilt */
-    lbset lb;      /* its pools by lowest ask */
+    rb_ent *rb;    /* the bids for rounds, rebuilt when bids come, go or move outside one */
+    uint32_t nrb, rb_cap;
+    bool rb_dirty;
+    lbset lb; /* its pools by lowest ask */
     /* market data */
     engine_trade trades[ENGINE_TRADES_KEPT]; /* ring */
     uint32_t ntrades, trade_head;

@@ -134,6 +134,7 @@ void engine_free(engine *e)
         free(m->level_px);
         idmap_free(&m->level_of);
         free(m->sp);
+        free(m->rb);
         free(m->sp_res);
         free(m->seg);
         lbset_free(&m->lb);
@@ -215,6 +216,7 @@ size_t engine_memory(const engine *e)
         const market *m = MARKET(e, i);
         b += (size_t)(m->pools_cap + m->levels_cap) * sizeof(uint32_t);
         b += (size_t)m->levels_cap * sizeof(int64_t) + idmap_memory(&m->level_of);
+        b += (size_t)m->rb_cap * sizeof(rb_ent);
         b += lbset_memory(&m->lb);
         b += (size_t)m->sp_cap * (sizeof(uint32_t) + sizeof(int64_t)) +
              (size_t)m->seg_size * 2 * sizeof(int32_t);

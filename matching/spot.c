@@ -73,6 +73,7 @@ void spot_bid_insert(engine *e, uint32_t bi)
         BID(e, b->next)->prev = bi;
     l->count++;
     m->nbids++;
+    m->rb_dirty = true;
 }
 
 static void bid_unlink(engine *e, uint32_t bi)
@@ -89,6 +90,7 @@ static void bid_unlink(engine *e, uint32_t bi)
     else
         BID(e, b->next)->prev = b->prev;
     m->nbids--;
+    m->rb_dirty = true;
     if (--l->count == 0) {
         uint32_t pos = level_pos(m, l->price);
         CAPX_ASSERT(pos < m->nlevels && m->levels[pos] == b->level);
@@ -121,6 +123,7 @@ static void bid_event(engine *e, const spot_bid *b, uint8_t kind, uint8_t reason
     emit(e, &ev);
 }
 
+/* (Outside a round the caller marks the market's rb dirty.) */
 static void bid_preempt(engine *e, spot_bid *b, uint8_t reason)
 {
     bid_event(e, b, ENGINE_EV_SPOT_PREEMPTED, reason, 0);
@@ -147,6 +150,7 @@ static void preempt_in_pool(engine *e, uint32_t pi, int32_t keep, bool lowest_fi
     market *m = MARKET(e, p->market);
     if (p->spot_running <= keep)
         return;
+    m->rb_dirty = true;
     if (lowest_first) {
         for (uint32_t k = m->nlevels; k-- > 0 && p->spot_running > keep;) {
             uint32_t bi = LEVEL(e, m->levels[k])->tail;
@@ -416,6 +420,7 @@ static void sp_rebuild(engine *e, market *m)
     }
     free(keys);
     m->nsp = n;
+    m->rb_dirty = true; /* positions moved */
     uint32_t size = 1;
     while (size < n)
         size *= 2;
@@ -473,54 +478,66 @@ static void auction(engine *e, uint32_t mk)
     uint32_t nchg = 0;
     int64_t running = 0;
 
-    int64_t maxres = 0, lmin = 0;
-    uint32_t nwin = 0, nlose = 0;
-    for (uint32_t k = 0; k < m->nlevels; k++) {
-        const spot_level *l = LEVEL(e, m->levels[k]);
-        int64_t L = l->price;
-        uint32_t bound = NONE32;
-        for (uint32_t bi = l->head; bi != NONE32;) {
-            spot_bid *b = BID(e, bi);
-            uint32_t won = NONE32;
-            if (L >= maxres && m->nsp > 0) {
-                if (b->running != NONE32) {
-                    uint32_t i = POOL(e, b->running)->spot_pos;
-                    if (m->sp_res[i] <= L && seg[size + i] >= b->gpus)
-                        won = i;
-                } else {
-                    if (bound == NONE32) { /* pools with reserve <= L */
-                        uint32_t lo = 0, hi = m->nsp;
-                        while (lo < hi) {
-                            uint32_t mid = (lo + hi) / 2;
-                            if (m->sp_res[mid] <= L)
-                                lo = mid + 1;
-                            else
-                                hi = mid;
-                        }
-                        bound = lo;
-                    }
-                    won = seg_first(seg, 1, 0, size, bound, b->gpus);
-                }
+    if (m->rb_dirty) { /* flatten the levels once; rounds without changes reuse it */
+        if (m->nbids > m->rb_cap) {
+            m->rb_cap = m->nbids;
+            m->rb = xrealloc(m->rb, (size_t)m->rb_cap * sizeof(rb_ent));
+        }
+        uint32_t j = 0;
+        for (uint32_t k = 0; k < m->nlevels; k++)
+            for (uint32_t bi = LEVEL(e, m->levels[k])->head; bi != NONE32; bi = BID(e, bi)->next) {
+                const spot_bid *b = BID(e, bi);
+                m->rb[j++] =
+                    (rb_ent){b->limit, bi, b->gpus,
+                             b->running == NONE32 ? NONE32 : POOL(e, b->running)->spot_pos};
             }
-            if (won != NONE32) {
-                seg_set(seg, size, won, seg[size + won] - b->gpus);
-                if (m->sp_res[won] > maxres)
-                    maxres = m->sp_res[won];
-                lmin = L;
-                nwin++;
-                running += b->gpus;
-                if (b->running == NONE32) { /* starts running: an event */
-                    e->sc_changes[nchg++] = bi;
-                    e->sc_changes[nchg++] = won;
-                }
+        CAPX_ASSERT(j == m->nbids);
+        m->nrb = j;
+        m->rb_dirty = false;
+    }
+    int64_t maxres = 0, lmin = 0, lastL = -1;
+    uint32_t nwin = 0, nlose = 0, bound = 0;
+    for (uint32_t j = 0; j < m->nrb; j++) {
+        const rb_ent *r = &m->rb[j];
+        int64_t L = r->limit;
+        uint32_t won = NONE32;
+        if (L >= maxres && m->nsp > 0) {
+            if (r->pos != NONE32) {
+                if (m->sp_res[r->pos] <= L && seg[size + r->pos] >= r->gpus)
+                    won = r->pos;
             } else {
-                e->sc_losers[nlose++] = L;
-                if (b->running != NONE32) { /* loses its GPUs: an event */
-                    e->sc_changes[nchg++] = bi;
-                    e->sc_changes[nchg++] = NONE32;
+                if (L != lastL) { /* pools with reserve <= L */
+                    uint32_t lo = 0, hi = m->nsp;
+                    while (lo < hi) {
+                        uint32_t mid = (lo + hi) / 2;
+                        if (m->sp_res[mid] <= L)
+                            lo = mid + 1;
+                        else
+                            hi = mid;
+                    }
+                    bound = lo;
+                    lastL = L;
                 }
+                won = seg_first(seg, 1, 0, size, bound, r->gpus);
             }
-            bi = b->next;
+        }
+        if (won != NONE32) {
+            seg_set(seg, size, won, seg[size + won] - r->gpus);
+            if (m->sp_res[won] > maxres)
+                maxres = m->sp_res[won];
+            lmin = L;
+            nwin++;
+            running += r->gpus;
+            if (r->pos == NONE32) { /* starts running: an event */
+                e->sc_changes[nchg++] = j;
+                e->sc_changes[nchg++] = won;
+            }
+        } else {
+            e->sc_losers[nlose++] = L;
+            if (r->pos != NONE32) { /* loses its GPUs: an event */
+                e->sc_changes[nchg++] = j;
+                e->sc_changes[nchg++] = NONE32;
+            }
         }
     }
     /* P = max(highest reserve used, highest losing limit <= lowest winning limit). */
@@ -544,8 +561,10 @@ static void auction(engine *e, uint32_t mk)
     }
     /* Events in priority order; bids that keep running where they run say nothing. */
     for (uint32_t c = 0; c < nchg; c += 2) {
-        spot_bid *b = BID(e, e->sc_changes[c]);
+        rb_ent *re = &m->rb[e->sc_changes[c]];
+        spot_bid *b = BID(e, re->bid);
         uint32_t won = e->sc_changes[c + 1];
+        re->pos = won;
         if (won != NONE32) {
             uint32_t pi = m->sp[won];
             b->running = pi;
