@@ -56,11 +56,13 @@ struct shape {
 struct place {
     struct cluster *c;
     enum place_policy policy;
-    struct frag_workload w; /* target workload (fgd, capx) */
-    bool have_w;            /* w is set */
-    double r_cpu, r_mem;    /* GPU jobs' CPU milli and memory MiB per GPU milli, scaled */
-    struct place_params pp; /* capx tuning */
-    struct rec *recs;       /* job records */
+    struct frag_workload w;             /* target workload (fgd, capx) */
+    bool have_w;                        /* w is set */
+    double cpu_per_milli;               /* the workload's GPU jobs: CPU milli per GPU milli */
+    double mem_per_milli;               /* the same for memory MiB */
+    struct place_params pp;             /* capx tuning */
+    double hole[CLUSTER_GPU_MILLI + 1]; /* expected waste of a GPU left with h milli free */
+    struct rec *recs;                   /* job records */
     uint32_t nrecs, caprecs, free_head;
     uint32_t *hash;          /* slots hold record index + 1; 0 = empty */
     uint32_t hcap, hcount;   /* power of two; live entries */
@@ -144,6 +146,32 @@ void place_free(struct place *p)
     free(p);
 }
 
+/* hole[h]: the GPU milli expected to be wasted in the end on a GPU left with h
+ * milli free. Each time, with probability P(a typical share fits in h)^hole_exp
+ * (the chance the hole is refilled at all: small holes wait for rare small
+ * shares), a share drawn from the workload's shares that fit goes in; else the
+ * h milli are wasted. A whole free GPU is not a hole (whole-GPU jobs use it). */
+static void hole_table(struct place *p)
+{
+    double all = 0;
+    for (int c = 0; c < p->w.n; c++)
+        if (p->w.classes[c].gpus == 1 && p->w.classes[c].milli < CLUSTER_GPU_MILLI)
+            all += p->w.classes[c].weight;
+    for (int h = 0; h <= CLUSTER_GPU_MILLI; h++) {
+        double fits = 0, refill = 0;
+        for (int c = 0; c < p->w.n; c++) {
+            const struct frag_class *k = &p->w.classes[c];
+            if (k->gpus == 1 && k->milli > 0 && k->milli < CLUSTER_GPU_MILLI && k->milli <= h) {
+                fits += k->weight;
+                refill += k->weight * p->hole[h - k->milli];
+            }
+        }
+        double q = all > 0 ? pow(fits / all, p->pp.hole_exp) : 0;
+        p->hole[h] = fits > 0 ? (1 - q) * h + q * refill / fits : h;
+    }
+    p->hole[CLUSTER_GPU_MILLI] = 0;
+}
+
 int place_set_workload(struct place *p, const struct job_spec *jobs, size_t n)
 {
     struct frag_workload w;
@@ -162,12 +190,9 @@ int place_set_workload(struct place *p, const struct job_spec *jobs, size_t n)
         mem += (double)jobs[i].mem_mib;
         gpu += (double)job_gpu_milli(&jobs[i]);
     }
-    p->r_cpu = (gpu > 0 && cpu > 0 ? cpu / gpu : 1) * p->pp.cpu_ratio;
-    p->r_mem = (gpu > 0 && mem > 0 ? mem / gpu : 1) * p->pp.mem_ratio;
-    if (p->r_cpu <= 0)
-        p->r_cpu = 1e-9;
-    if (p->r_mem <= 0)
-        p->r_mem = 1e-9;
+    p->cpu_per_milli = gpu > 0 && cpu > 0 ? cpu / gpu : 1;
+    p->mem_per_milli = gpu > 0 && mem > 0 ? mem / gpu : 1;
+    hole_table(p);
     /* every cached score was computed against the old workload */
     for (uint32_t i = 0; i < p->nshapes; i++)
         memset(p->shapes[i].ent, 0, p->shapes[i].ent_n * sizeof(*p->shapes[i].ent));
@@ -181,11 +206,13 @@ void place_params_default(struct place_params *pp)
     pp->quantize = 1;
     pp->scale = 1400.0;
     pp->cpu_strand = 3.0;
-    pp->mem_strand = 1.0;
+    pp->mem_strand = 1.5;
     pp->cpu_ratio = 0.8;
-    pp->mem_ratio = 0.7;
-    pp->fresh_gpu = 300.0;
-    pp->leftover = 0.05;
+    pp->mem_ratio = 0.8;
+    pp->fresh_gpu = 500.0;
+    pp->leftover = 0.0;
+    pp->hole_w = 3.0;
+    pp->hole_exp = 0.2;
 }
 
 /* The parameter table: name, offset, bounds. */
@@ -201,6 +228,8 @@ static const struct {
     {"fresh_gpu", offsetof(struct place_params, fresh_gpu), 0, 1e6},
     {"leftover", offsetof(struct place_params, leftover), 0, 1000},
     {"scale", offsetof(struct place_params, scale), 1, 1e9},
+    {"hole_w", offsetof(struct place_params, hole_w), 0, 1000},
+    {"hole_exp", offsetof(struct place_params, hole_exp), 0, 100},
 };
 
 int place_params_set(struct place_params *pp, const char *name, double value)
@@ -225,6 +254,8 @@ int place_params_set(struct place_params *pp, const char *name, double value)
 void place_set_params(struct place *p, const struct place_params *pp)
 {
     p->pp = *pp;
+    if (p->have_w)
+        hole_table(p);
     for (uint32_t i = 0; i < p->nshapes; i++)
         memset(p->shapes[i].ent, 0, p->shapes[i].ent_n * sizeof(*p->shapes[i].ent));
 }
@@ -607,12 +638,13 @@ static double fgd_score(struct place *p, uint32_t i, const struct job_spec *j, u
 }
 
 /* GPU milli of a node state that the CPU (memory) left could not feed if the
- * rest of the node were filled with typical GPU work, which brings r_cpu CPU
- * milli (r_mem MiB) with each GPU milli. */
+ * rest of the node were filled with typical GPU work, which brings cpu_ratio ×
+ * the workload's CPU per GPU milli (memory likewise) with each GPU milli. */
 static double stranded(const struct place *p, int64_t gfree, int64_t cpu_free, int64_t mem_free)
 {
     double s = 0;
-    double by_cpu = (double)cpu_free / p->r_cpu, by_mem = (double)mem_free / p->r_mem;
+    double r_cpu = p->cpu_per_milli * p->pp.cpu_ratio, r_mem = p->mem_per_milli * p->pp.mem_ratio;
+    double by_cpu = (double)cpu_free / r_cpu, by_mem = (double)mem_free / r_mem;
     if ((double)gfree > by_cpu)
         s += p->pp.cpu_strand * ((double)gfree - by_cpu);
     if ((double)gfree > by_mem)
@@ -621,8 +653,9 @@ static double stranded(const struct place *p, int64_t gfree, int64_t cpu_free, i
 }
 
 /* capx's gain (higher is better) of j taking `mask` on node n: the fall in
- * FGD's fragmentation plus the fall in stranded GPU, less the cost of opening
- * a fresh GPU for a share and of the share's leftover on its GPU. */
+ * FGD's fragmentation, plus the fall in GPU stranded for lack of CPU or memory,
+ * and for a share: plus the fall in its GPU's expected hole waste, less the
+ * cost of opening a fresh GPU and of the milli it leaves on its GPU. */
 static double capx_gain(struct place *p, const struct cluster_node *n, const struct job_spec *j,
                         double frag_before, uint32_t mask)
 {
@@ -634,6 +667,7 @@ static double capx_gain(struct place *p, const struct cluster_node *n, const str
     if (j->gpus == 1 && j->gpu_milli < CLUSTER_GPU_MILLI) {
         int g = __builtin_ctz(mask);
         gain -= p->pp.leftover * (double)(n->gpu_free[g] - j->gpu_milli);
+        gain += p->pp.hole_w * (p->hole[n->gpu_free[g]] - p->hole[n->gpu_free[g] - j->gpu_milli]);
         if (n->gpu_free[g] == CLUSTER_GPU_MILLI)
             gain -= p->pp.fresh_gpu;
     }

@@ -53,6 +53,8 @@ struct place_params {
     double mem_ratio;  /* scale on the workload's memory per GPU milli */
     double fresh_gpu;  /* cost, in GPU milli, of opening a fresh GPU for a share */
     double leftover;   /* weight of the milli a share leaves free on its GPU */
+    double hole_w;     /* weight of the expected waste of the hole a share leaves */
+    double hole_exp;   /* a hole is refilled with chance P(a typical share fits)^hole_exp */
 };
 
 /* A placed job: its spec and what it holds, one entry per node it touches. */
