@@ -2,7 +2,6 @@
  * job.c — validation of job specs. A placer refuses a malformed spec instead of
  * guessing what it meant.
  */
-#include <stdio.h>
 #include <string.h>
 
 #include "scheduler/job.h"
