@@ -15,3 +15,24 @@ CREATE TABLE provider_debts (
     created_at   timestamptz NOT NULL
 );
 CREATE INDEX provider_debts_open ON provider_debts (provider_id, created_at) WHERE remaining > 0;
+
+-- What each provider earned (net of fees) for each delivered hour, so payouts and reports
+-- can say "earnings up to T" whatever the order in which hours were settled.
+CREATE TABLE provider_earnings (
+    provider_id  text NOT NULL REFERENCES accounts (id),
+    hour         timestamptz NOT NULL,
+    gpu_hours    bigint NOT NULL DEFAULT 0 CHECK (gpu_hours >= 0),
+    gross        bigint NOT NULL DEFAULT 0 CHECK (gross >= 0),
+    fees         bigint NOT NULL DEFAULT 0 CHECK (fees >= 0),
+    PRIMARY KEY (provider_id, hour)
+);
+
+-- One payout per provider and period end; the transfer id is derived from both.
+CREATE TABLE payouts (
+    provider_id  text NOT NULL REFERENCES accounts (id),
+    until        timestamptz NOT NULL,
+    amount       bigint NOT NULL CHECK (amount >= 0),
+    transfer_id  text,
+    created_at   timestamptz NOT NULL,
+    PRIMARY KEY (provider_id, until)
+);

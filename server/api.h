@@ -27,6 +27,7 @@ void h_keys_revoke(struct app_req *r);
 void h_deposit(struct app_req *r);
 void h_withdraw(struct app_req *r);
 void h_ledger_check(struct app_req *r);
+void h_payouts(struct app_req *r);
 void h_account(struct app_req *r);
 void h_transfers(struct app_req *r);
 void h_pools_create(struct app_req *r);

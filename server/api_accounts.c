@@ -9,8 +9,10 @@
 #include <string.h>
 
 #include "common/ids.h"
+#include "common/timefmt.h"
 #include "server/api.h"
 #include "server/log.h"
+#include "server/settle.h"
 
 #define MAX_AMOUNT 1000000000000000LL /* 1e9 USD in micro-USD per call */
 
@@ -355,4 +357,45 @@ void h_ledger_check(struct app_req *r)
         db_job_free(j);
         app_error(r, 503, "unavailable", NULL, "the database cannot be reached");
     }
+}
+
+struct payout_req {
+    int64_t until;
+};
+
+static const struct jfield payout_fields[] = {
+    {"until", JF_HOUR, 1, 0, 0, offsetof(struct payout_req, until), 0},
+};
+
+/* POST /v1/admin/payouts {"until"}: each provider's net earnings for hours ending by `until`
+   go to the outside world, one transfer per provider; the same period twice pays nothing. */
+void h_payouts(struct app_req *r)
+{
+    struct payout_req q = {0};
+    uint64_t present;
+    if (api_decode(r, payout_fields, ARRAY_LEN(payout_fields), &q, &present) < 0)
+        return;
+    struct market *m = r->app->market;
+    if (q.until > market_now(m)) {
+        app_error(r, 422, "unprocessable", "until", "until is after the market clock's now");
+        return;
+    }
+    json_t *list = json_array();
+    size_t it = 0;
+    const char *k;
+    void *v;
+    while (hmap_next(&r->app->accounts, &it, &k, &v)) {
+        struct account *a = v;
+        if (!(a->roles & ROLE_PROVIDER))
+            continue;
+        char id[128];
+        int64_t amount = settle_payout(m, a, q.until, id, sizeof id);
+        json_array_append_new(
+            list, json_pack("{s:s,s:I,s:s?,s:b}", "provider_id", a->id, "amount",
+                            (json_int_t)(amount > 0 ? amount : 0), "transfer_id",
+                            amount > 0 ? id : NULL, "already_paid", amount < 0));
+    }
+    char until[CAPX_TIME_STRLEN];
+    capx_time_format(q.until, until);
+    market_reply(m, r, 201, json_pack("{s:s,s:o}", "until", until, "payouts", list));
 }

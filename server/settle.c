@@ -22,11 +22,138 @@ struct debt {
 static struct debt *debts;
 static int ndebts, capdebts;
 
+/* A provider's net earnings per delivered hour, and what was paid out. */
+struct earning {
+    int64_t hour; /* start of the hour */
+    int64_t net;  /* gross less fees */
+};
+struct earnings {
+    struct earning *v;
+    int n, cap;
+    int64_t paid;        /* Σ payouts */
+    int64_t paid_until;  /* latest payout period end */
+};
+static struct hmap earnings; /* provider id -> struct earnings * */
+
+/* This turn's additions to provider_earnings, written as one statement. */
+struct earn_row {
+    struct account *provider;
+    int64_t hour, gpu_hours, gross, fees;
+};
+static struct earn_row *pending;
+static int npending, cappending;
+
 void settle_reset(void)
 {
     free(debts);
     debts = NULL;
     ndebts = capdebts = 0;
+    size_t i = 0;
+    const char *k;
+    void *v;
+    while (hmap_next(&earnings, &i, &k, &v)) {
+        free(((struct earnings *)v)->v);
+        free(v);
+    }
+    hmap_free(&earnings);
+    hmap_init(&earnings);
+    npending = 0;
+}
+
+static struct earnings *earnings_of(const char *provider)
+{
+    struct earnings *e = hmap_get(&earnings, provider);
+    if (!e) {
+        e = xcalloc(1, sizeof *e);
+        hmap_put(&earnings, provider, e);
+    }
+    return e;
+}
+
+static void earned_mem(const char *provider, int64_t hour, int64_t net)
+{
+    struct earnings *e = earnings_of(provider);
+    for (int i = e->n - 1; i >= 0 && i >= e->n - 64; i--)
+        if (e->v[i].hour == hour) {
+            e->v[i].net += net;
+            return;
+        }
+    if (e->n == e->cap) {
+        e->cap = e->cap ? e->cap * 2 : 64;
+        e->v = xrealloc(e->v, (size_t)e->cap * sizeof *e->v);
+    }
+    e->v[e->n++] = (struct earning){hour, net};
+}
+
+/* Records a delivered hour's earnings (memory now, the database with this turn). */
+static void earned(struct account *p, int64_t hour, int64_t gpu_hours, int64_t gross, int64_t fee)
+{
+    earned_mem(p->id, hour, gross - fee);
+    for (int i = npending - 1; i >= 0 && i >= npending - 64; i--)
+        if (pending[i].provider == p && pending[i].hour == hour) {
+            pending[i].gpu_hours += gpu_hours;
+            pending[i].gross += gross;
+            pending[i].fees += fee;
+            return;
+        }
+    if (npending == cappending) {
+        cappending = cappending ? cappending * 2 : 256;
+        pending = xrealloc(pending, (size_t)cappending * sizeof *pending);
+    }
+    pending[npending++] = (struct earn_row){p, hour, gpu_hours, gross, fee};
+}
+
+/* Appends "x," to a growing buffer. */
+static void arr_add(char **buf, size_t *len, size_t *cap, const char *x)
+{
+    size_t n = strlen(x);
+    if (*len + n + 3 > *cap) {
+        *cap = (*len + n + 3) * 2;
+        *buf = xrealloc(*buf, *cap);
+    }
+    memcpy(*buf + *len, x, n);
+    *len += n;
+    (*buf)[(*len)++] = ',';
+    (*buf)[*len] = '\0';
+}
+
+/* Writes this turn's earnings rows as one statement over arrays. */
+static void emit_earnings(struct market *m)
+{
+    if (npending == 0)
+        return;
+    char *a[5] = {0};
+    size_t len[5] = {0}, cap[5] = {0};
+    for (int c = 0; c < 5; c++)
+        arr_add(&a[c], &len[c], &cap[c], "{");
+    for (int i = 0; i < npending; i++) {
+        char b[4][24];
+        snprintf(b[0], 24, "%" PRId64, pending[i].hour);
+        snprintf(b[1], 24, "%" PRId64, pending[i].gpu_hours);
+        snprintf(b[2], 24, "%" PRId64, pending[i].gross);
+        snprintf(b[3], 24, "%" PRId64, pending[i].fees);
+        arr_add(&a[0], &len[0], &cap[0], pending[i].provider->id);
+        for (int c = 0; c < 4; c++)
+            arr_add(&a[c + 1], &len[c + 1], &cap[c + 1], b[c]);
+    }
+    for (int c = 0; c < 5; c++) {
+        /* "{," + items each followed by ",": drop the comma after "{" and the last one */
+        memmove(a[c] + 1, a[c] + 2, len[c] - 1);
+        len[c]--;
+        a[c][len[c] - 1] = '}';
+    }
+    const char *v[] = {a[0], a[1], a[2], a[3], a[4]};
+    market_sql(m,
+               "INSERT INTO provider_earnings (provider_id, hour, gpu_hours, gross, fees) "
+               "SELECT p, to_timestamp(h), g, gr, f FROM unnest($1::text[], $2::bigint[], "
+               "$3::bigint[], $4::bigint[], $5::bigint[]) AS u(p, h, g, gr, f) "
+               "ON CONFLICT (provider_id, hour) DO UPDATE SET gpu_hours = "
+               "provider_earnings.gpu_hours + EXCLUDED.gpu_hours, gross = provider_earnings.gross "
+               "+ EXCLUDED.gross, fees = provider_earnings.fees + EXCLUDED.fees",
+               5, v);
+    for (int c = 0; c < 5; c++)
+        free(a[c]);
+    npending = 0;
 }
 
 enum side { CASH, ESCROW, FEES };
@@ -111,6 +238,8 @@ static void settle_range(struct market *m, struct contract *c, int64_t until)
         CAPX_ASSERT(capx_add_i64(delivered, cost, &delivered) == 0);
         CAPX_ASSERT(capx_add_i64(fee, fee_of(m, cost), &fee) == 0);
         CAPX_ASSERT(capx_add_i64(refund, back, &refund) == 0);
+        if (cost > 0)
+            earned(c->provider, h, c->gpus - lost, cost, fee_of(m, cost));
     }
     char tag[64], id[128];
     snprintf(tag, sizeof tag, "%" PRId64 "-%" PRId64, h1 / HOUR, h2 / HOUR);
@@ -173,6 +302,7 @@ void settle_flush(struct market *m, int64_t t)
         if (settles(c) && c->settled_until < c->end)
             settle_range(m, c, until < c->end ? until : c->end);
     }
+    emit_earnings(m);
 }
 
 void settle_spot_minute(struct market *m, int64_t t)
@@ -210,6 +340,7 @@ static void spot_hour(struct market *m, struct order *b, int64_t t)
         int64_t fee = fee_of(m, charge);
         snprintf(id, sizeof id, "spot:%s:%" PRId64, b->o.id, t / HOUR);
         move(m, id, b->acct, ESCROW, p->acct, CASH, charge - fee, "spot_delivery", b->o.id);
+        earned(p->acct, t - HOUR, 0, charge, fee);
         snprintf(id, sizeof id, "spotfee:%s:%" PRId64, b->o.id, t / HOUR);
         move(m, id, b->acct, ESCROW, NULL, FEES, fee, "fee", b->o.id);
         pay_debts(m, p->acct, id);
@@ -248,6 +379,7 @@ void settle_hour(struct market *m, int64_t t)
         if (c->end == t && settles(c))
             settle_range(m, c, t);
     }
+    emit_earnings(m);
 }
 
 int settle_load(struct market *m, PGconn *c, char *err, size_t errlen)
@@ -274,5 +406,69 @@ int settle_load(struct market *m, PGconn *c, char *err, size_t errlen)
         CAPX_ASSERT(d->provider && d->buyer);
     }
     PQclear(r);
+    r = PQexec(c, "SELECT provider_id, extract(epoch FROM hour)::bigint, gross - fees FROM "
+                  "provider_earnings ORDER BY provider_id, hour");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        snprintf(err, errlen, "loading earnings: %s", PQresultErrorMessage(r));
+        PQclear(r);
+        return -1;
+    }
+    for (int i = 0; i < PQntuples(r); i++)
+        earned_mem(PQgetvalue(r, i, 0), strtoll(PQgetvalue(r, i, 1), NULL, 10),
+                   strtoll(PQgetvalue(r, i, 2), NULL, 10));
+    PQclear(r);
+    r = PQexec(c, "SELECT provider_id, sum(amount)::bigint, "
+                  "max(extract(epoch FROM until))::bigint FROM payouts GROUP BY provider_id");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        snprintf(err, errlen, "loading payouts: %s", PQresultErrorMessage(r));
+        PQclear(r);
+        return -1;
+    }
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct earnings *e = earnings_of(PQgetvalue(r, i, 0));
+        e->paid = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+        e->paid_until = strtoll(PQgetvalue(r, i, 2), NULL, 10);
+    }
+    PQclear(r);
     return 0;
+}
+
+int64_t settle_payout(struct market *m, struct account *p, int64_t until, char *id, size_t idlen)
+{
+    struct earnings *e = earnings_of(p->id);
+    if (until <= e->paid_until)
+        return -1; /* this period (or a later one) was paid out already */
+    int64_t earned_until = 0;
+    for (int i = 0; i < e->n; i++)
+        if (e->v[i].hour + HOUR <= until)
+            earned_until += e->v[i].net;
+    int64_t amount = earned_until - e->paid;
+    if (amount > p->available)
+        amount = p->available;
+    if (amount < 0)
+        amount = 0;
+    snprintf(id, idlen, "payout:%s:%" PRId64, p->id, until / HOUR);
+    if (amount > 0) {
+        struct ledger_transfer x = {.id = id, .amount = amount, .kind = "payout", .ref = p->id,
+                                    .flags = LEDGER_POSTED};
+        char cash[LEDGER_ACCOUNT_MAX + 1];
+        ledger_cash_id(p->id, cash, sizeof cash);
+        x.debit_account = cash;
+        x.credit_account = LEDGER_WORLD;
+        p->available -= amount;
+        market_check_mirror(p);
+        market_transfer(m, &x);
+    }
+    e->paid += amount;
+    e->paid_until = until;
+    char amt[24], u[24], now[24];
+    snprintf(amt, sizeof amt, "%" PRId64, amount);
+    snprintf(u, sizeof u, "%" PRId64, until);
+    snprintf(now, sizeof now, "%" PRId64, market_now(m));
+    const char *v[] = {p->id, u, amt, amount > 0 ? id : NULL, now};
+    market_sql(m,
+               "INSERT INTO payouts (provider_id, until, amount, transfer_id, created_at) VALUES "
+               "($1, to_timestamp($2), $3, $4, to_timestamp($5))",
+               5, v);
+    return amount;
 }

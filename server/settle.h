@@ -32,5 +32,9 @@ void settle_flush(struct market *m, int64_t t);
 /* Loads open provider debts (at market load). 0 ok, -1 with err. */
 MUSTCHECK int settle_load(struct market *m, PGconn *c, char *err, size_t errlen);
 void settle_reset(void);
+/* Pays out the provider's net earnings for hours ending at or before `until`, less what was
+   paid before, as far as its available balance goes (one transfer, id in `id`). Returns the
+   amount (0 when nothing is due), or -1 when that period was paid out already. */
+int64_t settle_payout(struct market *m, struct account *p, int64_t until, char *id, size_t idlen);
 
 #endif

@@ -97,6 +97,18 @@ try:
     advance(24 * H)
     check(bal(pkey) == (pa, ph), "settling again moves nothing")
 
+    # Payout of everything earned for hours ending by the contract's end; once per period.
+    st, po = api("POST", "/v1/admin/payouts", {"until": iso(2 + HOURS)})
+    mine = [x for x in po.get("payouts", []) if x["provider_id"] == pid]
+    check(st == 201 and mine and mine[0]["amount"] == pa, f"payout of the provider's earnings: {st} {po}")
+    check(bal(pkey) == (0, 0), f"provider paid out: {bal(pkey)}")
+    st, po2 = api("POST", "/v1/admin/payouts", {"until": iso(2 + HOURS)})
+    mine = [x for x in po2.get("payouts", []) if x["provider_id"] == pid]
+    check(st == 201 and mine and mine[0]["amount"] == 0 and mine[0]["already_paid"], f"same period again pays nothing: {po2}")
+    st, po3 = api("POST", "/v1/admin/payouts", {"until": iso(10 ** 5)})
+    check(st == 422, f"a period in the future is refused: {st}")
+    ledger_clean("after payouts")
+
     # Spot: reserve 1.000000/GPU-hour for 4 GPUs; a bid of 4 GPUs at limit 2.5.
     st, so = api("POST", "/v1/offers", {"pool_id": pool["id"], "kind": "spot", "gpus": 4,
                                         "price": 1_000_000}, key=pkey)
