@@ -323,8 +323,16 @@ BEGIN
           FROM unnest(p_id, p_debit, p_credit, p_amount, p_kind, p_ref, p_flags, p_pending, exp,
                       p_chain) WITH ORDINALITY AS u(id, dr, cr, amt, kind, ref, fl, pid, ex, ch, o)
     ), x AS ( -- one index probe each (OFFSET 0 keeps them probes, not a merge over the index)
+        -- A post or void of a hold created earlier in this batch (an order held and filled in
+        -- one turn of capxd's loop) finds it in the arrays; the sequential path is not needed
+        -- for that. Only such rows pay array_position's scan.
         SELECT b.*, e.e_row, e.e_id IS NOT NULL AS e_found,
-               p.p_fl IS NOT NULL AS p_found, p.p_fl, p.p_dr, p.p_cr, p.p_amt, p.p_exp,
+               p.p_fl IS NOT NULL OR q.j < b.i AS p_found,
+               coalesce(p.p_fl, CASE WHEN q.j < b.i THEN p_flags[q.j] END) AS p_fl,
+               coalesce(p.p_dr, CASE WHEN q.j < b.i THEN p_debit[q.j] END) AS p_dr,
+               coalesce(p.p_cr, CASE WHEN q.j < b.i THEN p_credit[q.j] END) AS p_cr,
+               coalesce(p.p_amt, CASE WHEN q.j < b.i THEN p_amount[q.j] END) AS p_amt,
+               CASE WHEN p.p_fl IS NOT NULL THEN p.p_exp WHEN q.j < b.i THEN exp[q.j] END AS p_exp,
                coalesce(p.p_resolved, false) AS p_resolved
           FROM b
           LEFT JOIN LATERAL (SELECT t AS e_row, t.id AS e_id FROM ledger_transfers t
@@ -336,6 +344,8 @@ BEGIN
                                              WHERE r.pending_id = t.id) AS p_resolved
                                FROM ledger_transfers t
                               WHERE b.fl IN (2, 4) AND t.id = b.pid OFFSET 0) p ON true
+          LEFT JOIN LATERAL (SELECT array_position(p_id, b.pid)::int AS j
+                              WHERE b.fl IN (2, 4) AND p.p_fl IS NULL OFFSET 0) q ON true
     ), c AS (
         SELECT x.i, x.ch, x.fl,
                coalesce(x.dr, x.p_dr) AS rdr, coalesce(x.cr, x.p_cr) AS rcr,

@@ -277,6 +277,42 @@ static void test_batches(void)
     t = resolve("k3", LEDGER_VOID, "k1", 0); /* released again, for the totals below */
     CHECK_EQ_I64(sub1(&t), LEDGER_OK);
 
+    /* Holds resolved in the batch that creates them, on the fast path: a partial post and a
+     * void; then the same batch again (all exist). */
+    ledger_batch_clear(b);
+    t = hold("ib1", Acash, Aesc, 40);
+    ledger_batch_add(b, &t);
+    t = resolve("ib2", LEDGER_POST, "ib1", 15);
+    ledger_batch_add(b, &t);
+    t = hold("ib3", Acash, Aesc, 7);
+    ledger_batch_add(b, &t);
+    t = resolve("ib4", LEDGER_VOID, "ib3", 0);
+    ledger_batch_add(b, &t);
+    t = xfer("ib5", Aesc, Acash, 15, "refund"); /* and the 15 back out of escrow */
+    ledger_batch_add(b, &t);
+    struct ledger_account esc0 = account_of(Aesc);
+    CHECK(ledger_submit(conn, b, r, err, sizeof err) == 0);
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ_I64(r[i], LEDGER_OK);
+    CHECK_TOTALS(Acash, 100, 581 + 15, 0, 1005 + 15);
+    CHECK_TOTALS(Aesc, 0, esc0.debits_posted + 15, esc0.credits_pending, esc0.credits_posted + 15);
+    CHECK(ledger_submit(conn, b, r, err, sizeof err) == 0);
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ_I64(r[i], LEDGER_EXISTS);
+    /* A post before the hold it names is not found (batch order). */
+    ledger_batch_clear(b);
+    t = resolve("ib6", LEDGER_POST, "ib7", 0);
+    ledger_batch_add(b, &t);
+    t = hold("ib7", Acash, Aesc, 3);
+    ledger_batch_add(b, &t);
+    t = resolve("ib8", LEDGER_VOID, "ib7", 0);
+    ledger_batch_add(b, &t);
+    CHECK(ledger_submit(conn, b, r, err, sizeof err) == 0);
+    CHECK_EQ_I64(r[0], LEDGER_PENDING_NOT_FOUND);
+    CHECK_EQ_I64(r[1], LEDGER_OK);
+    CHECK_EQ_I64(r[2], LEDGER_OK);
+    CHECK_TOTALS(Acash, 100, 596, 0, 1020);
+
     /* In batch order: B (401 + 10 - 5 = 406) pays 400, then cannot pay 10 more, then is
      * paid 20 and can pay 20 — each judged on the balances after the ones before it. */
     ledger_batch_clear(b);
@@ -307,7 +343,7 @@ static void test_batches(void)
     CHECK_EQ_I64(r[6], LEDGER_EXISTS);
     CHECK_EQ_I64(r[7], LEDGER_PENDING_ALREADY_RESOLVED);
     CHECK_TOTALS(Bcash, 0, 5 + 400 + 20, 0, 401 + 10 + 20);
-    CHECK_TOTALS(Acash, 100, 581 + 20 + 25, 0, 1005 + 400 + 20);
+    CHECK_TOTALS(Acash, 100, 596 + 20 + 25, 0, 1020 + 400 + 20);
 
     /* Linked: a chain fails whole; a transfer outside it is unaffected. */
     ledger_batch_clear(b);
