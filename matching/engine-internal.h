@@ -51,8 +51,10 @@ typedef struct lbent {
     uint32_t offer;     /* offer index */
 } lbent;
 
+#ifndef LB_BUCKET_SHIFT    /* (the tests build a variant with tiny buckets) */
 #define LB_BUCKET_SHIFT 10 /* buckets of 1024 hours */
-#define LB_BUCKETS      64 /* buckets kept from the first one asked for (7 years) */
+#endif
+#define LB_BUCKETS 64 /* buckets kept from the first one asked for (7 years) */
 
 typedef struct lblist {
     lbent *v; /* sorted by (price, offer) */
@@ -296,9 +298,9 @@ static inline int engine_advance(engine *e, int64_t now)
         return CAPX_OK; /* nothing can have come due since the last command */
     return engine_advance_slow(e, now);
 }
-/* The pools of `markets` that have offers meeting [a, b), by lowest ask there. */
-const lblist *engine_lb_list(engine *e, lbset *s, const uint32_t *markets, uint32_t nmarkets,
-                             int64_t a, int64_t b);
+/* Lists (one or two) that hold every open offer of `markets` meeting [a, b), each by ask. */
+int engine_lb_lists(engine *e, lbset *s, const uint32_t *markets, uint32_t nmarkets, int64_t a,
+                    int64_t b, const lblist *out[2]);
 
 /* resv.c */
 void resv_search(engine *e, const want *w, plan *out);

@@ -496,31 +496,34 @@ static void lblist_build(engine *e, lblist *l, const uint32_t *markets, uint32_t
     l->dirty = false;
 }
 
-const lblist *engine_lb_list(engine *e, lbset *s, const uint32_t *markets, uint32_t nmarkets,
-                             int64_t a, int64_t b)
+int engine_lb_lists(engine *e, lbset *s, const uint32_t *markets, uint32_t nmarkets, int64_t a,
+                    int64_t b, const lblist *out[2])
 {
-    int64_t b0 = a >> LB_BUCKET_SHIFT, b1 = (b - 1) >> LB_BUCKET_SHIFT;
-    lblist *l = &s->all;
-    int64_t from = 0, to = 0;
-    if (s->nbkt == 0 && !s->all.v)
+    if (s->nbkt == 0) { /* first use: every list to be built on demand */
+        s->base = a >> LB_BUCKET_SHIFT;
+        s->bkt = xcalloc(LB_BUCKETS, sizeof(lblist));
+        s->nbkt = LB_BUCKETS;
+        for (uint32_t i = 0; i < LB_BUCKETS; i++)
+            s->bkt[i].dirty = true;
         s->all.dirty = true;
-    if (b0 == b1) {
-        if (s->nbkt == 0) {
-            s->base = b0;
-            s->bkt = xcalloc(LB_BUCKETS, sizeof(lblist));
-            s->nbkt = LB_BUCKETS;
-            for (uint32_t i = 0; i < LB_BUCKETS; i++)
-                s->bkt[i].dirty = true;
-        }
-        if (b0 >= s->base && b0 < s->base + LB_BUCKETS) {
-            l = &s->bkt[b0 - s->base];
-            from = b0 << LB_BUCKET_SHIFT;
-            to = from + (1 << LB_BUCKET_SHIFT);
-        }
     }
-    if (l->dirty)
-        lblist_build(e, l, markets, nmarkets, from, to);
-    return l;
+    int64_t b0 = a >> LB_BUCKET_SHIFT, b1 = (b - 1) >> LB_BUCKET_SHIFT;
+    int n = 0;
+    if (b1 - b0 <= 1 && b0 >= s->base && b1 < s->base + LB_BUCKETS) {
+        for (int64_t k = b0; k <= b1; k++) {
+            lblist *l = &s->bkt[k - s->base];
+            if (l->dirty) {
+                int64_t from = k << LB_BUCKET_SHIFT;
+                lblist_build(e, l, markets, nmarkets, from, from + (1 << LB_BUCKET_SHIFT));
+            }
+            out[n++] = l;
+        }
+        return n;
+    }
+    if (s->all.dirty)
+        lblist_build(e, &s->all, markets, nmarkets, 0, 0);
+    out[0] = &s->all;
+    return 1;
 }
 
 static void lbset_free(lbset *s)
@@ -566,8 +569,8 @@ static void lblist_update(lblist *l, const lbent *x, bool add)
 
 static void lbset_update(lbset *s, const lbent *x, bool add)
 {
-    if (!s->all.v && s->nbkt == 0)
-        return; /* nothing built yet */
+    if (s->nbkt == 0)
+        return; /* never used: nothing built yet */
     lblist_update(&s->all, x, add);
     for (int64_t b = x->start >> LB_BUCKET_SHIFT; b <= (x->end - 1) >> LB_BUCKET_SHIFT; b++)
         if (b >= s->base && b < s->base + s->nbkt)

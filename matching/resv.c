@@ -163,6 +163,11 @@ static bool pool_window(engine *e, uint32_t pi, int64_t cs, int wn, const want *
     return true;
 }
 
+static bool lbent_before(const lbent *x, const lbent *y)
+{
+    return x->price < y->price || (x->price == y->price && x->offer < y->offer);
+}
+
 static bool cand_less(const cand *x, const cand *y)
 {
     return x->k < y->k || (x->k == y->k && x->seq < y->seq);
@@ -259,34 +264,33 @@ static void eval_start(engine *e, const want *w, const cand *row, size_t stride,
     *cost_out = cost;
 }
 
-/* The offers an order may use, cheapest first; n in *n. */
-static const lbent *offer_list(engine *e, const want *w, uint32_t *n, lbent *one)
+/* The offers an order may use: one or two lists, each cheapest first. */
+static int offer_lists(engine *e, const want *w, const lblist *out[2], lblist *one_list, lbent *one)
 {
     int64_t a = w->lo, b = w->hi + w->hours;
     if (w->only_pool != NONE32) {
         /* one pool: its cheapest offer meeting the span stands for it */
         const pool *p = POOL(e, w->only_pool);
-        *n = 0;
+        one_list->v = one;
+        one_list->n = 0;
         for (uint32_t t = 0; t < p->noffers; t++) {
             const offer *of = OFFER(e, p->offers[t]);
-            if (of->start < b && of->end > a && (*n == 0 || of->price < one->price)) {
+            if (of->start < b && of->end > a && (one_list->n == 0 || of->price < one->price)) {
                 *one = (lbent){of->price, a, b, w->only_pool, p->offers[t]};
-                *n = 1;
+                one_list->n = 1;
             }
         }
-        return one;
+        out[0] = one_list;
+        return 1;
     }
     model *md = MODEL(e, w->model);
-    const lblist *l = NULL;
-    if (w->region == 0) {
-        l = engine_lb_list(e, &md->lb, md->markets, md->nmarkets, a, b);
-    } else {
-        for (uint32_t i = 0; i < md->nmarkets && !l; i++)
-            if (MARKET(e, md->markets[i])->region == w->region)
-                l = engine_lb_list(e, &MARKET(e, md->markets[i])->lb, &md->markets[i], 1, a, b);
-    }
-    *n = l ? l->n : 0;
-    return l ? l->v : NULL;
+    if (w->region == 0)
+        return engine_lb_lists(e, &md->lb, md->markets, md->nmarkets, a, b, out);
+    for (uint32_t i = 0; i < md->nmarkets; i++)
+        if (MARKET(e, md->markets[i])->region == w->region)
+            return engine_lb_lists(e, &MARKET(e, md->markets[i])->lb, &md->markets[i], 1, a, b,
+                                   out);
+    return 0;
 }
 
 /*
@@ -297,8 +301,8 @@ static const lbent *offer_list(engine *e, const want *w, uint32_t *n, lbent *one
  * pool that is, or no pool left within the limit). Returns the number of pools evaluated
  * (their indices in e->sc_pools).
  */
-static uint32_t scan(engine *e, const want *w, int64_t cs, int wn, const lbent *list, uint32_t n,
-                     int64_t *cap_out)
+static uint32_t scan(engine *e, const want *w, int64_t cs, int wn, const lblist *const *lists,
+                     int nl, int64_t *cap_out)
 {
     int64_t cap[SEARCH_CHUNK], kmax[SEARCH_CHUNK], bestfull[SEARCH_CHUNK];
     bool done[SEARCH_CHUNK];
@@ -320,8 +324,13 @@ static uint32_t scan(engine *e, const want *w, int64_t cs, int wn, const lbent *
         e->scan_no = 1;
     }
     uint32_t np = 0;
-    for (uint32_t t = 0; t < n; t++) {
-        const lbent *x = &list[t];
+    uint32_t i0 = 0, i1 = 0, n0 = lists[0]->n, n1 = nl > 1 ? lists[1]->n : 0;
+    while (i0 < n0 || i1 < n1) { /* merge the lists by (ask, offer) */
+        const lbent *x;
+        if (i1 >= n1 || (i0 < n0 && lbent_before(&lists[0]->v[i0], &lists[1]->v[i1])))
+            x = &lists[0]->v[i0++];
+        else
+            x = &lists[1]->v[i1++];
         if (x->start >= b || x->end <= a)
             continue;                      /* meets none of the span's hours */
         int64_t lbh = x->price * w->hours; /* no pool not yet visited is cheaper per GPU */
@@ -407,10 +416,14 @@ void resv_search(engine *e, const want *w, plan *out)
     out->shortfall = INT32_MAX;
     out->kg_hi = 0;
     lbent one;
-    uint32_t n;
-    const lbent *list = offer_list(e, w, &n, &one);
+    lblist one_list;
+    const lblist *lists[2];
     if (w->lo > w->hi)
         return;
+    int nl = offer_lists(e, w, lists, &one_list, &one);
+    uint32_t n = 0;
+    for (int i = 0; i < nl; i++)
+        n += lists[i]->n;
     if (n == 0) {
         out->shortfall = w->gpus;
         return;
@@ -423,7 +436,7 @@ void resv_search(engine *e, const want *w, plan *out)
     for (int64_t cs = w->lo; cs <= w->hi; cs += SEARCH_CHUNK) {
         int wn = (int)(w->hi - cs + 1 < SEARCH_CHUNK ? w->hi - cs + 1 : SEARCH_CHUNK);
         int64_t cap[SEARCH_CHUNK];
-        uint32_t np = scan(e, w, cs, wn, list, n, cap);
+        uint32_t np = scan(e, w, cs, wn, lists, nl, cap);
         for (int i = 0; i < wn; i++) {
             int32_t q;
             int64_t cost;
@@ -448,7 +461,7 @@ void resv_search(engine *e, const want *w, plan *out)
     if (bs < 0)
         return;
     /* The pieces at the best start (the same scan for that start alone). */
-    uint32_t np = scan(e, w, bs, 1, list, n, NULL);
+    uint32_t np = scan(e, w, bs, 1, lists, nl, NULL);
     int32_t q;
     int64_t cost;
     eval_start(e, w, e->sc_cand, SEARCH_CHUNK, np, &q, &cost, true, &out->npieces);
