@@ -565,9 +565,9 @@ int main(int argc, char **argv)
     }
     int skip = cmd->verb ? 2 : 1;
     if (nrest != skip + cmd->nargs) {
-        fprintf(stderr, "capx-admin: %s%s%s takes %s%s\n\n%s\n", cmd->noun, cmd->verb ? " " : "",
-                cmd->verb ? cmd->verb : "", cmd->nargs ? "the argument " : "no arguments",
-                cmd->args, usage);
+        fprintf(stderr, "capx-admin: %s%s%s takes %s%s (see --help)\n", cmd->noun,
+                cmd->verb ? " " : "", cmd->verb ? cmd->verb : "",
+                cmd->nargs ? "the argument " : "no arguments", cmd->args);
         goto out;
     }
     if (cmd->on == DB) {

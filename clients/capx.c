@@ -566,6 +566,16 @@ static const char *str_of(json_t *o, const char *key, const char *dflt)
     return v ? v : dflt;
 }
 
+/* "$2.10/gpu-hr" for a micro-USD integer; buf untouched otherwise. */
+static void usd_or_none(json_t *v, char *buf, size_t size)
+{
+    char d[UNITS_USD_STRLEN];
+    if (!json_is_integer(v))
+        return;
+    units_format_usd(json_integer_value(v), d);
+    snprintf(buf, size, "$%s/gpu-hr", d);
+}
+
 static int market_book(struct cli *c, char **args)
 {
     char path[2048], esc[256], q[768];
@@ -600,14 +610,12 @@ static int market_book(struct cli *c, char **args)
     json_t *list = json_pack("{s:o}", "data", rows);
     if (c->format == CLI_TABLE) {
         json_t *spot = json_object_get(out, "spot");
-        char sp[UNITS_USD_STRLEN] = "-", lp[UNITS_USD_STRLEN] = "-";
-        if (json_is_integer(json_object_get(spot, "price")))
-            units_format_usd(json_integer_value(json_object_get(spot, "price")), sp);
-        if (json_is_integer(json_object_get(spot, "last_price")))
-            units_format_usd(json_integer_value(json_object_get(spot, "last_price")), lp);
-        printf("%s %s, hours %s to %s; spot $%s/gpu-hr, last $%s/gpu-hr\n",
-               str_of(out, "gpu_model", args[0]), str_of(out, "region", ""),
-               str_of(out, "start", "?"), str_of(out, "end", "?"), sp, lp);
+        char sp[UNITS_USD_STRLEN + 8] = "none", lp[UNITS_USD_STRLEN + 8] = "none";
+        usd_or_none(json_object_get(spot, "price"), sp, sizeof sp);
+        usd_or_none(json_object_get(spot, "last_price"), lp, sizeof lp);
+        printf("%s %s, hours %s to %s; spot price %s, last %s\n", str_of(out, "gpu_model", args[0]),
+               str_of(out, "region", ""), str_of(out, "start", "?"), str_of(out, "end", "?"), sp,
+               lp);
     }
     cli_print_list(c, list, level_cols, ARRAY_LEN(level_cols));
     json_decref(list);
@@ -846,8 +854,8 @@ int main(int argc, char **argv)
             cfg_help(capx_cfg, ARRAY_LEN(capx_cfg), stdout, usage);
             rc = CLI_OK;
         } else if (words[0]) {
-            fprintf(stderr, "capx: unknown command \"%s%s%s\"\n\n%s\n", words[0],
-                    words[1] ? " " : "", words[1] ? words[1] : "", usage);
+            fprintf(stderr, "capx: unknown command \"%s%s%s\" (capx --help lists them)\n", words[0],
+                    words[1] ? " " : "", words[1] ? words[1] : "");
         } else {
             fprintf(stderr, "%s\n", usage);
         }
@@ -873,8 +881,8 @@ int main(int argc, char **argv)
     }
     int skip = implicit_verb ? 1 : 2;
     if (nrest != skip + cmd->nargs) {
-        fprintf(stderr, "capx: %s %s takes %s%s\n\n%s\n", cmd->noun, cmd->verb,
-                cmd->nargs ? "the argument " : "no arguments", cmd->args, usage);
+        fprintf(stderr, "capx: %s %s takes %s%s (see capx %s %s --help)\n", cmd->noun, cmd->verb,
+                cmd->nargs ? "the argument " : "no arguments", cmd->args, cmd->noun, cmd->verb);
         goto out;
     }
     rc = cli_init(&c, "capx", o_url, o_cacert, o_api_key, o_format, o_timeout);

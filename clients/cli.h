@@ -28,8 +28,8 @@ enum cli_exit {
 };
 
 #define CLI_EXIT_HELP                                                                              \
-    "Exit codes: 0 ok; 1 the server refused the request (4xx); 2 usage error; 3 cannot reach "     \
-    "the server or TLS failed; 4 server error (5xx)."
+    "Exit codes: 0 ok; 1 the server refused the request (4xx); 2 usage error (or a config\n"       \
+    "file others can read); 3 cannot reach the server or TLS failed; 4 server error (5xx)."
 
 enum cli_format { CLI_TABLE, CLI_CSV, CLI_JSON };
 
