@@ -36,3 +36,26 @@ CREATE TABLE payouts (
     created_at   timestamptz NOT NULL,
     PRIMARY KEY (provider_id, until)
 );
+
+-- One row per settled range (a contract's consecutive hours, or a spot bid's hour): which
+-- hours were delivered and which were lost, what moved, and the ledger transfers that moved
+-- it (their ids are `<kind prefix>:<id>`: dlv, fee, rfd, sla for reservations; spot, spotfee
+-- for spot). settled_at is the market clock when it settled. Reports read this table.
+CREATE TABLE settlements (
+    id              text PRIMARY KEY,
+    kind            text NOT NULL CHECK (kind IN ('reservation', 'spot')),
+    ref             text NOT NULL,
+    provider_id     text NOT NULL REFERENCES accounts (id),
+    buyer_id        text NOT NULL REFERENCES accounts (id),
+    hours_from      timestamptz NOT NULL,
+    hours_to        timestamptz NOT NULL CHECK (hours_to > hours_from),
+    gpu_hours       bigint NOT NULL CHECK (gpu_hours >= 0),
+    lost_gpu_hours  bigint NOT NULL CHECK (lost_gpu_hours >= 0),
+    gross           bigint NOT NULL CHECK (gross >= 0),
+    fee             bigint NOT NULL CHECK (fee >= 0 AND fee <= gross),
+    refund          bigint NOT NULL CHECK (refund >= 0),
+    sla_paid        bigint NOT NULL CHECK (sla_paid >= 0),
+    sla_debt        bigint NOT NULL CHECK (sla_debt >= 0),
+    settled_at      timestamptz NOT NULL
+);
+CREATE INDEX settlements_at ON settlements (settled_at);

@@ -28,6 +28,7 @@ void h_deposit(struct app_req *r);
 void h_withdraw(struct app_req *r);
 void h_ledger_check(struct app_req *r);
 void h_payouts(struct app_req *r);
+void h_report_settlement(struct app_req *r);
 void h_account(struct app_req *r);
 void h_transfers(struct app_req *r);
 void h_pools_create(struct app_req *r);

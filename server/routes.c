@@ -137,6 +137,8 @@ struct route app_routes[] = {
      h_ledger_check, "Recompute every balance and check every money invariant", 0, 0},
     {HP_POST, "/v1/admin/payouts", "POST /v1/admin/payouts", 1, ROLE_ADMIN, 1, h_payouts,
      "Pay providers' settled earnings up to a time out to the outside world", 1, 0},
+    {HP_GET, "/v1/admin/reports/settlement", "GET /v1/admin/reports/settlement", 1, ROLE_ADMIN, 0,
+     h_report_settlement, "What settled in a period, tied to the ledger", 0, 0},
     {HP_GET, "/v1/account", "GET /v1/account", 1, 0, 0, h_account,
      "The caller's account and balance", 1, 0},
     {HP_GET, "/v1/account/transfers", "GET /v1/account/transfers", 1, 0, 0, h_transfers,

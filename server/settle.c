@@ -30,8 +30,8 @@ struct earning {
 struct earnings {
     struct earning *v;
     int n, cap;
-    int64_t paid;        /* Σ payouts */
-    int64_t paid_until;  /* latest payout period end */
+    int64_t paid;       /* Σ payouts */
+    int64_t paid_until; /* latest payout period end */
 };
 static struct hmap earnings; /* provider id -> struct earnings * */
 
@@ -42,6 +42,28 @@ struct earn_row {
 };
 static struct earn_row *pending;
 static int npending, cappending;
+
+/* This turn's settlement records (table settlements). */
+struct srow {
+    char id[96];
+    const char *kind;
+    char ref[32];
+    struct account *provider, *buyer;
+    int64_t h1, h2, gpu_hours, lost, gross, fee, refund, sla_paid, sla_debt, at;
+};
+static struct srow *srows;
+static int nsrows, capsrows;
+
+static struct srow *srow_new(void)
+{
+    if (nsrows == capsrows) {
+        capsrows = capsrows ? capsrows * 2 : 256;
+        srows = xrealloc(srows, (size_t)capsrows * sizeof *srows);
+    }
+    struct srow *r = &srows[nsrows++];
+    memset(r, 0, sizeof *r);
+    return r;
+}
 
 void settle_reset(void)
 {
@@ -58,6 +80,7 @@ void settle_reset(void)
     hmap_free(&earnings);
     hmap_init(&earnings);
     npending = 0;
+    nsrows = 0;
 }
 
 static struct earnings *earnings_of(const char *provider)
@@ -115,6 +138,86 @@ static void arr_add(char **buf, size_t *len, size_t *cap, const char *x)
     *len += n;
     (*buf)[(*len)++] = ',';
     (*buf)[*len] = '\0';
+}
+
+/* A PostgreSQL array literal built column by column. */
+struct col {
+    char *buf;
+    size_t len, cap;
+};
+
+static void col_start(struct col *c)
+{
+    memset(c, 0, sizeof *c);
+    arr_add(&c->buf, &c->len, &c->cap, "{");
+}
+
+static void col_i64(struct col *c, int64_t v)
+{
+    char b[24];
+    snprintf(b, sizeof b, "%" PRId64, v);
+    arr_add(&c->buf, &c->len, &c->cap, b);
+}
+
+static void col_str(struct col *c, const char *s)
+{
+    arr_add(&c->buf, &c->len, &c->cap, s); /* ids and kinds: [a-z0-9_:-] only */
+}
+
+/* Closes "{,a,b," into "{a,b}" (or "{}"). */
+static const char *col_end(struct col *c)
+{
+    memmove(c->buf + 1, c->buf + 2, c->len - 1);
+    c->len--;
+    c->buf[c->len - 1] = '}';
+    if (c->len == 1) { /* no items: "{" became "}" */
+        c->buf[0] = '{';
+        c->buf[1] = '}';
+        c->buf[2] = '\0';
+    }
+    return c->buf;
+}
+
+static void emit_settlements(struct market *m)
+{
+    if (nsrows == 0)
+        return;
+    struct col c[15];
+    for (int i = 0; i < 15; i++)
+        col_start(&c[i]);
+    for (int i = 0; i < nsrows; i++) {
+        struct srow *r = &srows[i];
+        col_str(&c[0], r->id);
+        col_str(&c[1], r->kind);
+        col_str(&c[2], r->ref);
+        col_str(&c[3], r->provider->id);
+        col_str(&c[4], r->buyer->id);
+        col_i64(&c[5], r->h1);
+        col_i64(&c[6], r->h2);
+        col_i64(&c[7], r->gpu_hours);
+        col_i64(&c[8], r->lost);
+        col_i64(&c[9], r->gross);
+        col_i64(&c[10], r->fee);
+        col_i64(&c[11], r->refund);
+        col_i64(&c[12], r->sla_paid);
+        col_i64(&c[13], r->sla_debt);
+        col_i64(&c[14], r->at);
+    }
+    const char *v[15];
+    for (int i = 0; i < 15; i++)
+        v[i] = col_end(&c[i]);
+    market_sql(m,
+               "INSERT INTO settlements (id, kind, ref, provider_id, buyer_id, hours_from, "
+               "hours_to, gpu_hours, lost_gpu_hours, gross, fee, refund, sla_paid, sla_debt, "
+               "settled_at) SELECT a, b, c, d, e, to_timestamp(f), to_timestamp(g), h, i, j, k, "
+               "l, n, o, to_timestamp(p) FROM unnest($1::text[], $2::text[], $3::text[], "
+               "$4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], "
+               "$10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], "
+               "$15::bigint[]) AS u(a, b, c, d, e, f, g, h, i, j, k, l, n, o, p)",
+               15, v);
+    for (int i = 0; i < 15; i++)
+        free(c[i].buf);
+    nsrows = 0;
 }
 
 /* Writes this turn's earnings rows as one statement over arrays. */
@@ -229,7 +332,7 @@ static void settle_range(struct market *m, struct contract *c, int64_t until)
     if (h2 <= h1)
         return;
     CAPX_ASSERT(h1 % HOUR == 0 && h2 % HOUR == 0 && h1 >= c->start && h2 <= c->end);
-    int64_t delivered = 0, fee = 0, refund = 0;
+    int64_t delivered = 0, fee = 0, refund = 0, gpu_hours = 0, lost_hours = 0;
     for (int64_t h = h1; h < h2; h += HOUR) {
         int64_t lost = market_contract_lost(c, h), cost, back;
         CAPX_ASSERT(lost >= 0 && lost <= c->gpus);
@@ -240,6 +343,8 @@ static void settle_range(struct market *m, struct contract *c, int64_t until)
         CAPX_ASSERT(capx_add_i64(refund, back, &refund) == 0);
         if (cost > 0)
             earned(c->provider, h, c->gpus - lost, cost, fee_of(m, cost));
+        gpu_hours += c->gpus - lost;
+        lost_hours += lost;
     }
     char tag[64], id[128];
     snprintf(tag, sizeof tag, "%" PRId64 "-%" PRId64, h1 / HOUR, h2 / HOUR);
@@ -254,10 +359,26 @@ static void settle_range(struct market *m, struct contract *c, int64_t until)
     int64_t credit = 0;
     CAPX_ASSERT(capx_mul_i64(refund, market_app(m)->cfg.sla_credit_pct, &credit) == 0);
     credit /= 100;
+    struct srow *row = srow_new();
+    snprintf(row->id, sizeof row->id, "%s:%s", c->o.id, tag);
+    row->kind = "reservation";
+    snprintf(row->ref, sizeof row->ref, "%s", c->o.id);
+    row->provider = c->provider;
+    row->buyer = c->buyer;
+    row->h1 = h1;
+    row->h2 = h2;
+    row->gpu_hours = gpu_hours;
+    row->lost = lost_hours;
+    row->gross = delivered;
+    row->fee = fee;
+    row->refund = refund;
+    row->at = market_now(m);
     if (credit > 0) {
         int64_t pay = credit < c->provider->available ? credit : c->provider->available;
         snprintf(id, sizeof id, "sla:%s:%s", c->o.id, tag);
         move(m, id, c->provider, CASH, c->buyer, CASH, pay, "sla_credit", c->o.id);
+        row->sla_paid = pay;
+        row->sla_debt = credit - pay;
         if (credit > pay) {
             if (ndebts == capdebts) {
                 capdebts = capdebts ? capdebts * 2 : 16;
@@ -303,6 +424,7 @@ void settle_flush(struct market *m, int64_t t)
             settle_range(m, c, until < c->end ? until : c->end);
     }
     emit_earnings(m);
+    emit_settlements(m);
 }
 
 void settle_spot_minute(struct market *m, int64_t t)
@@ -341,6 +463,17 @@ static void spot_hour(struct market *m, struct order *b, int64_t t)
         snprintf(id, sizeof id, "spot:%s:%" PRId64, b->o.id, t / HOUR);
         move(m, id, b->acct, ESCROW, p->acct, CASH, charge - fee, "spot_delivery", b->o.id);
         earned(p->acct, t - HOUR, 0, charge, fee);
+        struct srow *row = srow_new();
+        snprintf(row->id, sizeof row->id, "%s:%" PRId64, b->o.id, t / HOUR);
+        row->kind = "spot";
+        snprintf(row->ref, sizeof row->ref, "%s", b->o.id);
+        row->provider = p->acct;
+        row->buyer = b->acct;
+        row->h1 = t - HOUR;
+        row->h2 = t;
+        row->gross = charge;
+        row->fee = fee;
+        row->at = market_now(m);
         snprintf(id, sizeof id, "spotfee:%s:%" PRId64, b->o.id, t / HOUR);
         move(m, id, b->acct, ESCROW, NULL, FEES, fee, "fee", b->o.id);
         pay_debts(m, p->acct, id);
@@ -380,6 +513,7 @@ void settle_hour(struct market *m, int64_t t)
             settle_range(m, c, t);
     }
     emit_earnings(m);
+    emit_settlements(m);
 }
 
 int settle_load(struct market *m, PGconn *c, char *err, size_t errlen)
@@ -449,8 +583,8 @@ int64_t settle_payout(struct market *m, struct account *p, int64_t until, char *
         amount = 0;
     snprintf(id, idlen, "payout:%s:%" PRId64, p->id, until / HOUR);
     if (amount > 0) {
-        struct ledger_transfer x = {.id = id, .amount = amount, .kind = "payout", .ref = p->id,
-                                    .flags = LEDGER_POSTED};
+        struct ledger_transfer x = {
+            .id = id, .amount = amount, .kind = "payout", .ref = p->id, .flags = LEDGER_POSTED};
         char cash[LEDGER_ACCOUNT_MAX + 1];
         ledger_cash_id(p->id, cash, sizeof cash);
         x.debit_account = cash;

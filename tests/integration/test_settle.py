@@ -142,6 +142,24 @@ try:
     check(sb3["status"] == "stopped", f"bid stopped when funds ran out: {sb3['status']}")
     check(sa >= 0 and sh == 0, f"no negative balance, no hold left: {(sa, sh)}")
     ledger_clean("after the stop")
+
+    # The settlement report for the whole run ties to the ledger to the micro-dollar.
+    st, rep = api("GET", f"/v1/admin/reports/settlement?from={T0}&to={iso(24 * 400)}")
+    check(st == 200 and rep["ledger_check"]["matches"], f"report matches the ledger: {st} {rep.get('ledger_check')}")
+    prov = [p for p in rep.get("providers", []) if p["provider_id"] == pid]
+    spot_gross = sum(l["report"] for l in rep["ledger_check"]["lines"] if l["what"] == "fees")
+    check(prov and prov[0]["gpu_hours_delivered"] == G * HOURS, f"provider's delivered GPU-hours: {prov}")
+    res_gross = HOURS * hour_cost
+    check(prov and prov[0]["gross"] > res_gross and prov[0]["fees"] >= HOURS * fee_h,
+          f"provider gross covers the contract and spot: {prov}")
+    check(prov and prov[0]["net"] == prov[0]["gross"] - prov[0]["fees"] - prov[0]["sla_credits_paid"],
+          f"net = gross - fees - credits: {prov}")
+    check(prov and prov[0]["paid_out"] == pa, f"paid out: {prov}")
+    buy = [b for b in rep.get("buyers", []) if b["buyer_id"] == bid]
+    check(buy and buy[0]["charged"] == amount and buy[0]["gpu_hours_reserved"] == G * HOURS and
+          buy[0]["refunded"] == 0, f"buyer charged its contract, nothing refunded: {buy}")
+    st, bad = api("GET", "/v1/admin/reports/settlement?from=2027-01-02T00:00:00Z&to=2027-01-01T00:00:00Z")
+    check(st == 400, f"to before from: {st}")
 finally:
     e.close()
 done()
