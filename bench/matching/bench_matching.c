@@ -161,11 +161,18 @@ static double spot_feed_run(const msg *f, size_t n, double *cpu_rate)
 
 /* ---------------------------------------------------------------- 2. auction round */
 
-static double round_run(double *cpu_us)
+typedef struct round_result {
+    double wall_us, cpu_us;  /* median steady round: idle counts drift by a few GPUs */
+    double cold_us;          /* the first round: all 10,000 bids new (cpu) */
+    double reshuffle_us;     /* median round when every pool's idle count is redrawn (cpu) */
+    double events_per_round; /* steady rounds */
+} round_result;
+
+static round_result round_run(void)
 {
     consumer *c = calloc(1, sizeof(*c));
     engine *e = engine_new(consume, c);
-    enum { POOLS = 1000, BIDS = 10000, ROUNDS = 41 };
+    enum { POOLS = 1000, BIDS = 10000, STEADY = 41, RESHUFFLE = 11 };
     static engine_spot_supply sup[POOLS];
     for (int i = 0; i < POOLS; i++) {
         int32_t gpus = (int32_t)rr(8, 64) * 8;
@@ -174,6 +181,7 @@ static double round_run(double *cpu_us)
         if (engine_add_pool(e, (uint64_t)(1 + i), 7, 1, 1, gpus) < 0 ||
             engine_spot_offer(e, 0, &o) < 0)
             abort();
+        sup[i] = (engine_spot_supply){(uint64_t)(1 + i), (int32_t)rr(0, 64), 0};
     }
     for (int i = 0; i < BIDS; i++) {
         engine_spot_bid_spec b = {(uint64_t)(100000 + i),
@@ -185,20 +193,41 @@ static double round_run(double *cpu_us)
         if (engine_spot_bid(e, 0, &b) < 0)
             abort();
     }
-    double t[ROUNDS], ct[ROUNDS];
-    for (int r = 0; r < ROUNDS; r++) {
-        for (int i = 0; i < POOLS; i++) /* idle GPUs move between rounds */
-            sup[i] = (engine_spot_supply){(uint64_t)(1 + i), (int32_t)rr(0, 64), 0};
-        double t0 = now_s(), c0 = cpu_s();
-        if (engine_spot_round(e, 60 * (r + 1), sup, POOLS) < 0)
+    round_result res = {0};
+    double t[STEADY], ct[STEADY], rt[RESHUFFLE];
+    int64_t minute = 1;
+    double c0 = cpu_s();
+    if (engine_spot_round(e, 60 * minute++, sup, POOLS) < 0)
+        abort();
+    res.cold_us = (cpu_s() - c0) * 1e6;
+    uint64_t ev0 = c->n;
+    for (int r = 0; r < STEADY; r++) {
+        for (int i = 0; i < POOLS; i++) { /* idle GPUs drift: jobs start and end */
+            int32_t v = sup[i].idle + (int32_t)rr(-4, 4);
+            sup[i].idle = v < 0 ? 0 : v > 64 ? 64 : v;
+        }
+        double t0 = now_s();
+        c0 = cpu_s();
+        if (engine_spot_round(e, 60 * minute++, sup, POOLS) < 0)
             abort();
         t[r] = now_s() - t0;
         ct[r] = cpu_s() - c0;
     }
+    res.events_per_round = (double)(c->n - ev0) / STEADY;
+    for (int r = 0; r < RESHUFFLE; r++) {
+        for (int i = 0; i < POOLS; i++)
+            sup[i].idle = (int32_t)rr(0, 64);
+        c0 = cpu_s();
+        if (engine_spot_round(e, 60 * minute++, sup, POOLS) < 0)
+            abort();
+        rt[r] = cpu_s() - c0;
+    }
     engine_free(e);
     free(c);
-    *cpu_us = median(ct, ROUNDS) * 1e6;
-    return median(t, ROUNDS) * 1e6;
+    res.wall_us = median(t, STEADY) * 1e6;
+    res.cpu_us = median(ct, STEADY) * 1e6;
+    res.reshuffle_us = median(rt, RESHUFFLE) * 1e6;
+    return res;
 }
 
 /* ---------------------------------------------------------------- 3. reservations */
@@ -368,16 +397,23 @@ int main(int argc, char **argv)
     msg *feed = make_feed(nfeed);
     double cp50[3][RUNS], cp99[3][RUNS];
     double spot[RUNS], spot_cpu[RUNS], round[RUNS], round_cpu[RUNS], ops[RUNS], ops_cpu[RUNS];
+    double cold[RUNS], reshuf[RUNS], revs[RUNS];
     double p50[RUNS], p99[RUNS], p999[RUNS], mib[RUNS];
     memset(cp50, 0, sizeof(cp50));
     memset(cp99, 0, sizeof(cp99));
     const char *only = getenv("CAPX_BENCH_ONLY"); /* spot, round or resv: profiling aid */
     for (int r = 0; r < RUNS; r++) {
-        spot[r] = spot_cpu[r] = round[r] = round_cpu[r] = 0;
+        spot[r] = spot_cpu[r] = round[r] = round_cpu[r] = cold[r] = reshuf[r] = revs[r] = 0;
         if (!only || !strcmp(only, "spot"))
             spot[r] = spot_feed_run(feed, nfeed, &spot_cpu[r]);
-        if (!only || !strcmp(only, "round"))
-            round[r] = round_run(&round_cpu[r]);
+        if (!only || !strcmp(only, "round")) {
+            round_result rres = round_run();
+            round[r] = rres.wall_us;
+            round_cpu[r] = rres.cpu_us;
+            cold[r] = rres.cold_us;
+            reshuf[r] = rres.reshuffle_us;
+            revs[r] = rres.events_per_round;
+        }
         resv_result x = {0};
         if (!only || !strcmp(only, "resv"))
             x = resv_run(norders);
@@ -414,6 +450,10 @@ int main(int argc, char **argv)
            ">= 50000000", sc >= 50e6 ? "met" : "MISSED");
     printf("%-46s %13.1f %13.1f   %-12s %s\n", "auction round, 10k bids x 1k pools (us)", rd, rc,
            "<= 200", rc <= 200 ? "met" : "MISSED");
+    printf("  %-44s %13s %13.1f   (%.0f events per round)\n", "steady: idle counts drift +-4 GPUs",
+           "", rc, median(revs, RUNS));
+    printf("  %-44s %13s %13.1f\n", "first round: all 10,000 bids new", "", median(cold, RUNS));
+    printf("  %-44s %13s %13.1f\n", "every pool's idle count redrawn", "", median(reshuf, RUNS));
     printf("%-46s %13.0f %13.0f   %-12s %s\n", "reservation orders per s (1k pools, 1 y)", o, oc,
            ">= 200000", oc >= 200000 ? "met" : "MISSED");
     printf("%-46s %13.2f %13s   %-12s\n", "reservation order p50 (us, sampled, wall)", a, "", "");
