@@ -260,6 +260,31 @@ int ledger_batch_decode(const struct ledger_batch *b, const PGresult *res,
     return 0;
 }
 
+/* Name of the batch statement, prepared on a connection by ledger_submit on first use. */
+#define SUBMIT_PREPARED "capx_ledger_submit"
+
+/* Runs the batch statement. Outside a transaction block it uses a statement prepared on this
+ * connection (prepared on first use: SQLSTATE 26000 says it is not yet), which saves parsing
+ * and planning the call each time; inside one, where that first failure would abort the
+ * caller's transaction, an unnamed statement. */
+static PGresult *run_submit(PGconn *conn, const struct ledger_stmt *st)
+{
+    if (PQtransactionStatus(conn) != PQTRANS_IDLE)
+        return PQexecParams(conn, st->sql, st->nparams, NULL, st->values, NULL, NULL, 0);
+    PGresult *res = PQexecPrepared(conn, SUBMIT_PREPARED, st->nparams, st->values, NULL, NULL, 0);
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    if (PQresultStatus(res) == PGRES_FATAL_ERROR && state && !strcmp(state, "26000")) {
+        PQclear(res);
+        PGresult *prep = PQprepare(conn, SUBMIT_PREPARED, st->sql, st->nparams, NULL);
+        bool prepared = PQresultStatus(prep) == PGRES_COMMAND_OK;
+        PQclear(prep);
+        res = prepared
+                  ? PQexecPrepared(conn, SUBMIT_PREPARED, st->nparams, st->values, NULL, NULL, 0)
+                  : PQexecParams(conn, st->sql, st->nparams, NULL, st->values, NULL, NULL, 0);
+    }
+    return res;
+}
+
 int ledger_submit(PGconn *conn, struct ledger_batch *b, enum ledger_result *results, char *err,
                   size_t errlen)
 {
@@ -268,7 +293,7 @@ int ledger_submit(PGconn *conn, struct ledger_batch *b, enum ledger_result *resu
         return 0;
     ledger_batch_stmt(b, &st);
     for (int attempt = 0;; attempt++) {
-        PGresult *res = PQexecParams(conn, st.sql, st.nparams, NULL, st.values, NULL, NULL, 0);
+        PGresult *res = run_submit(conn, &st);
         int rc = ledger_batch_decode(b, res, results, err, errlen);
         bool again = rc < 0 && ledger_result_retryable(res) && attempt < 20;
         PQclear(res);

@@ -116,9 +116,11 @@ MUSTCHECK int ledger_batch_decode(const struct ledger_batch *b, const PGresult *
 bool ledger_result_retryable(const PGresult *res);
 
 /*
- * Blocking: runs the batch as its own transaction (one round trip), retrying retryable
- * failures up to 20 times. 0 with results filled; -1 with err (a lost connection leaves the
- * outcome unknown: resubmit the same ids later and read exists/ok).
+ * Blocking: runs the batch as its own transaction (one round trip; outside a transaction
+ * block it uses a statement it prepares on the connection at first use, named
+ * "capx_ledger_submit"), retrying retryable failures up to 20 times. 0 with results filled; -1 with
+ * err (a lost connection leaves the outcome unknown: resubmit the same ids later and read
+ * exists/ok).
  */
 MUSTCHECK int ledger_submit(PGconn *conn, struct ledger_batch *b, enum ledger_result *results,
                             char *err, size_t errlen);
