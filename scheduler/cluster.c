@@ -15,6 +15,7 @@ void cluster_init(struct cluster *c)
 void cluster_free(struct cluster *c)
 {
     free(c->nodes);
+    free(c->versions);
     memset(c, 0, sizeof(*c));
 }
 
@@ -98,6 +99,7 @@ int cluster_add_node(struct cluster *c, const struct cluster_node_spec *s, char 
     if (c->nnodes == c->cap) {
         c->cap = c->cap ? c->cap * 2 : 64;
         c->nodes = xrealloc(c->nodes, (size_t)c->cap * sizeof(*c->nodes));
+        c->versions = xrealloc(c->versions, (size_t)c->cap * sizeof(*c->versions));
     }
     struct cluster_node *n = &c->nodes[c->nnodes];
     memset(n, 0, sizeof(*n));
@@ -112,14 +114,21 @@ int cluster_add_node(struct cluster *c, const struct cluster_node_spec *s, char 
     if (s->rack + 1 > c->nracks)
         c->nracks = s->rack + 1;
     c->gpu_milli_total += (int64_t)s->ngpu * CLUSTER_GPU_MILLI;
+    c->versions[c->nnodes] = 0;
     return (int)c->nnodes++;
+}
+
+/* Every change of a node goes through here: policies' caches key on it. */
+static void bump(struct cluster *c, uint32_t node)
+{
+    c->versions[node] = ++c->nodes[node].version;
 }
 
 void cluster_set_node_health(struct cluster *c, uint32_t node, enum cluster_health h)
 {
     CAPX_ASSERT(node < c->nnodes);
     c->nodes[node].health = (uint8_t)h;
-    c->nodes[node].version++;
+    bump(c, node);
 }
 
 void cluster_set_gpu_health(struct cluster *c, uint32_t node, int gpu, enum cluster_health h)
@@ -127,7 +136,7 @@ void cluster_set_gpu_health(struct cluster *c, uint32_t node, int gpu, enum clus
     CAPX_ASSERT(node < c->nnodes);
     CAPX_ASSERT(gpu >= 0 && gpu < c->nodes[node].ngpu);
     c->nodes[node].gpu_health[gpu] = (uint8_t)h;
-    c->nodes[node].version++;
+    bump(c, node);
 }
 
 void cluster_take(struct cluster *c, uint32_t node, uint32_t gpu_mask, int32_t milli, int64_t cpu,
@@ -147,7 +156,7 @@ void cluster_take(struct cluster *c, uint32_t node, uint32_t gpu_mask, int32_t m
     n->cpu_free -= cpu;
     n->mem_free -= mem;
     n->holders++;
-    n->version++;
+    bump(c, node);
 }
 
 void cluster_give(struct cluster *c, uint32_t node, uint32_t gpu_mask, int32_t milli, int64_t cpu,
@@ -168,7 +177,7 @@ void cluster_give(struct cluster *c, uint32_t node, uint32_t gpu_mask, int32_t m
     n->cpu_free += cpu;
     n->mem_free += mem;
     n->holders--;
-    n->version++;
+    bump(c, node);
 }
 
 int64_t cluster_gpu_milli_used(const struct cluster *c)

@@ -71,6 +71,7 @@ struct cluster_alloc {
 
 struct cluster {
     struct cluster_node *nodes;                         /* in tie-break order */
+    uint32_t *versions;                                 /* nodes[i].version, packed for scans */
     uint32_t nnodes, cap;                               /* used, allocated */
     char models[CLUSTER_MAX_MODELS][CLUSTER_MODEL_LEN]; /* model names by id */
     int nmodels;                                        /* models interned */

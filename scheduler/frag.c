@@ -96,9 +96,25 @@ void frag_workload_free(struct frag_workload *w)
 double frag_node(const struct frag_workload *w, int model, int ngpu, const int32_t *gpu_free,
                  int64_t cpu_free)
 {
-    int64_t total = 0;
-    for (int g = 0; g < ngpu; g++)
-        total += gpu_free[g];
+    /* free milli sorted descending, with running sums: for a class needing m
+     * per GPU, the GPUs with at least m free are a prefix */
+    int32_t v[CLUSTER_MAX_GPUS];
+    int64_t sum[CLUSTER_MAX_GPUS + 1];
+    int n = 0;
+    for (int g = 0; g < ngpu; g++) {
+        if (gpu_free[g] <= 0)
+            continue;
+        int k = n++;
+        while (k > 0 && v[k - 1] < gpu_free[g]) {
+            v[k] = v[k - 1];
+            k--;
+        }
+        v[k] = gpu_free[g];
+    }
+    sum[0] = 0;
+    for (int k = 0; k < n; k++)
+        sum[k + 1] = sum[k] + v[k];
+    int64_t total = sum[n];
     if (total == 0)
         return 0;
     double f = 0;
@@ -108,15 +124,10 @@ double frag_node(const struct frag_workload *w, int model, int ngpu, const int32
         int accessible = c->models == 0 || (model >= 0 && ((c->models >> model) & 1u));
         if (c->milli > 0 && accessible && cpu_free >= c->cpu) {
             int fit = 0;
-            int64_t small = 0;
-            for (int g = 0; g < ngpu; g++) {
-                if (gpu_free[g] >= c->milli)
-                    fit++;
-                else
-                    small += gpu_free[g];
-            }
+            while (fit < n && v[fit] >= c->milli)
+                fit++;
             if (fit >= c->gpus)
-                frag = small;
+                frag = total - sum[fit];
         }
         f += c->weight * (double)frag;
     }

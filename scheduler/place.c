@@ -774,15 +774,15 @@ static int choose_node(struct place *p, const struct job_spec *j, uint32_t *mask
     int best = -1;
     double best_s = NOT_FIT;
     uint32_t best_m = 0;
+    const uint32_t *ver = p->c->versions;
     for (uint32_t i = 0; i < nn; i++) {
-        const struct cluster_node *n = &p->c->nodes[i];
         double s;
         uint32_t m;
         if (sh) {
             struct score_ent *e = &sh->ent[i];
-            if (e->tag != n->version + 1) {
+            if (e->tag != ver[i] + 1) {
                 e->score = score_node(p, i, j, &e->mask);
-                e->tag = n->version + 1;
+                e->tag = ver[i] + 1;
             }
             s = e->score;
             m = e->mask;
