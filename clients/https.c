@@ -420,8 +420,8 @@ static int read_response(struct reader *r, const char *method, struct https_resp
         if (read_line(r, line, sizeof line, err, errlen) < 0)
             return -1;
         int st = 0;
-        if (strncmp(line, "HTTP/1.", 7) != 0 || sscanf(line + 8, " %3d", &st) != 1 || st < 100 ||
-            st > 599) {
+        if (strlen(line) < 12 || strncmp(line, "HTTP/1.", 7) != 0 ||
+            sscanf(line + 8, " %3d", &st) != 1 || st < 100 || st > 599) {
             snprintf(err, errlen, "the server did not answer in HTTP");
             return -1;
         }

@@ -97,10 +97,10 @@ class Tools:
         return as_json(out, f"capx-admin {' '.join(args)}")
 
 
-def fake_503_server(var):
-    """A TLS server with the development certificate that answers every request 503."""
+def fake_503_server(cert, key):
+    """A TLS server with the given certificate that answers every request 503."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(os.path.join(var, "tls", "cert.pem"), os.path.join(var, "tls", "key.pem"))
+    ctx.load_cert_chain(cert, key)
     ls = socket.socket()
     ls.bind(("127.0.0.1", 0))
     ls.listen(8)
@@ -455,7 +455,7 @@ def test_errors(t, bk):
     os.remove(cfg)
 
     # A server that fails: exit 4, and a create says how to retry it safely.
-    ls = fake_503_server(t.env.var)
+    ls = fake_503_server(t.cacert, os.path.join(t.env.var, "tls", "key.pem"))
     url = f"https://127.0.0.1:{ls.getsockname()[1]}"
     rc, _, err = t.capx(bk, "account", CAPX_URL=url)
     check(rc == 4 and "capx: unavailable:" in err, f"503: exit 4: {rc} {err}")
@@ -465,6 +465,14 @@ def test_errors(t, bk):
     check(rc == 4 and m and m.group(1).startswith("idem_"), f"503 on create: exit 4 and the key to retry: {rc} {err}")
     rc, _, err = t.admin("check", "--url", url)
     check(rc == 4 and "capx-admin: unavailable:" in err, f"capx-admin against 503: exit 4: {rc} {err}")
+    ls.close()
+
+    # A certificate that is trusted but names another host: refused (exit 3).
+    ls = fake_503_server(other, os.path.join(t.home, "other.key"))
+    url = f"https://127.0.0.1:{ls.getsockname()[1]}"
+    rc, _, err = t.capx(bk, "account", CAPX_URL=url, CAPX_CACERT=other)
+    check(rc == 3 and "not trusted" in err and "mismatch" in err,
+          f"trusted CA, wrong host name: exit 3: {rc} {err}")
     ls.close()
 
 
