@@ -329,8 +329,38 @@ static bool heap_less(const heap_ent *a, const heap_ent *b)
     return a->dead_at < b->dead_at || (a->dead_at == b->dead_at && a->seq < b->seq);
 }
 
+/* Does this entry still stand for a live order or offer with that expiry? */
+static bool heap_valid(engine *e, const heap_ent *h)
+{
+    if (h->is_offer) {
+        const offer *of = OFFER(e, h->idx);
+        return of->live && of->seq == h->seq && of->end == h->dead_at;
+    }
+    const order *o = ORDER(e, h->idx);
+    return o->live && o->seq == h->seq && o->dead_at == h->dead_at;
+}
+
+static void heap_sift_down(engine *e, uint32_t i);
+
+/* Cancelled entities leave their entries behind (popped lazily when due); when they outnumber
+ * the live ones, drop them and heapify again, so the heap stays bounded by the book. */
+static void heap_compact(engine *e)
+{
+    uint32_t live = (e->orders.n - e->orders.nfree) + (e->offers.n - e->offers.nfree);
+    if (e->nheap < 1024 || e->nheap < 2 * live)
+        return;
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < e->nheap; i++)
+        if (heap_valid(e, &e->heap[i]))
+            e->heap[k++] = e->heap[i];
+    e->nheap = k;
+    for (uint32_t i = k / 2; i-- > 0;)
+        heap_sift_down(e, i);
+}
+
 static void heap_push(engine *e, int64_t dead_at, uint64_t seq, uint32_t idx, bool is_offer)
 {
+    heap_compact(e);
     grow32((void **)&e->heap, &e->heap_cap, e->nheap + 1, sizeof(heap_ent));
     heap_ent x = {dead_at, seq, idx, is_offer};
     uint32_t i = e->nheap++;
@@ -344,10 +374,10 @@ static void heap_push(engine *e, int64_t dead_at, uint64_t seq, uint32_t idx, bo
     e->heap[i] = x;
 }
 
-static void heap_pop(engine *e)
+static void heap_sift_down(engine *e, uint32_t i)
 {
-    heap_ent x = e->heap[--e->nheap];
-    uint32_t i = 0, n = e->nheap;
+    heap_ent x = e->heap[i];
+    uint32_t n = e->nheap;
     for (;;) {
         uint32_t l = 2 * i + 1, r = l + 1, m = i;
         const heap_ent *best = &x;
@@ -362,8 +392,14 @@ static void heap_pop(engine *e)
         e->heap[i] = e->heap[m];
         i = m;
     }
-    if (n)
-        e->heap[i] = x;
+    e->heap[i] = x;
+}
+
+static void heap_pop(engine *e)
+{
+    e->heap[0] = e->heap[--e->nheap];
+    if (e->nheap)
+        heap_sift_down(e, 0);
 }
 
 /* ---------------------------------------------------------------- resting orders */
@@ -651,16 +687,13 @@ int engine_advance_slow(engine *e, int64_t now)
     while (e->nheap && e->heap[0].dead_at <= cur) {
         heap_ent h = e->heap[0];
         heap_pop(e);
+        if (!heap_valid(e, &h))
+            continue;
         if (h.is_offer) {
-            offer *of = OFFER(e, h.idx);
-            if (of->live && of->seq == h.seq && of->end == h.dead_at)
-                offer_done(e, h.idx, ENGINE_R_EXPIRED);
+            offer_done(e, h.idx, ENGINE_R_EXPIRED);
         } else {
-            order *o = ORDER(e, h.idx);
-            if (o->live && o->seq == h.seq && o->dead_at == h.dead_at) {
-                resting_remove(e, h.idx);
-                order_done(e, h.idx, ENGINE_R_EXPIRED, true);
-            }
+            resting_remove(e, h.idx);
+            order_done(e, h.idx, ENGINE_R_EXPIRED, true);
         }
     }
     if (new_block) /* hours before now never matter again */

@@ -358,8 +358,33 @@ static void market_data(void)
     engine_free(e);
 }
 
+/* Many cancelled orders leave stale expiry entries; the heap is compacted and expiry still
+ * finds exactly the live ones, in (expiry hour, seq) order. */
+static void expiry_after_many_cancels(void)
+{
+    engine *e = world();
+    for (uint64_t i = 0; i < 5000; i++) {
+        engine_order_spec s = ord(1000 + i, 4, 2 + (int64_t)(i % 7), 2, 10);
+        CHECK(engine_order(e, 0, &s) == 0);
+        if (i % 50 != 0)
+            CHECK(engine_cancel_order(e, 0, 1000 + i) == 0);
+    }
+    nev = 0;
+    CHECK(engine_tick(e, 100 * 3600) == 0);
+    CHECK_EQ_I64(nev, 100);
+    bool ordered = true;
+    for (size_t i = 1; i < nev && i < 256; i++)
+        ordered &= evs[i].kind == ENGINE_EV_ORDER_DONE && evs[i].reason == ENGINE_R_EXPIRED &&
+                   ((evs[i - 1].order - 1000) % 7 < (evs[i].order - 1000) % 7 ||
+                    ((evs[i - 1].order - 1000) % 7 == (evs[i].order - 1000) % 7 &&
+                     evs[i - 1].order < evs[i].order));
+    CHECK(ordered);
+    engine_free(e);
+}
+
 int main(void)
 {
+    expiry_after_many_cancels();
     pay_as_ask();
     most_gpus_average_limit();
     cheapest_then_earliest();
