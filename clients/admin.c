@@ -418,14 +418,14 @@ static char *global_usage(void)
 {
     size_t cap = 8192, len = 0;
     char *s = xmalloc(cap);
-    len += (size_t)snprintf(s + len, cap - len,
-                            "usage: capx-admin COMMAND [ARGS] [flags]\n\n"
-                            "Commands:");
+    len = cli_appendf(s, cap, len,
+                      "usage: capx-admin COMMAND [ARGS] [flags]\n\n"
+                      "Commands:");
     for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
         char left[64];
         snprintf(left, sizeof left, "%s%s%s %s", commands[i].noun, commands[i].verb ? " " : "",
                  commands[i].verb ? commands[i].verb : "", commands[i].args);
-        len += (size_t)snprintf(s + len, cap - len, "\n  %-22s %s", left, commands[i].summary);
+        len = cli_appendf(s, cap, len, "\n  %-22s %s", left, commands[i].summary);
     }
     snprintf(s + len, cap - len, "\n\n`capx-admin COMMAND --help` lists a command's flags.%s",
              usage_tail);

@@ -736,7 +736,7 @@ static char *global_usage(void)
         char left[64];
         snprintf(left, sizeof left, "%s %s %s", commands[i].noun, commands[i].verb,
                  commands[i].args);
-        len += (size_t)snprintf(s + len, cap - len, "\n  %-24s %s", left, commands[i].summary);
+        len = cli_appendf(s, cap, len, "\n  %-24s %s", left, commands[i].summary);
     }
     snprintf(s + len, cap - len, "\n\n`capx NOUN VERB --help` lists a command's flags.%s",
              usage_tail);

@@ -89,16 +89,29 @@ char *cli_usage(const char *head, const struct cli_flag *tab, size_t n)
     char *s = xmalloc(cap);
     size_t len = (size_t)snprintf(s, cap, "%s", head);
     if (n)
-        len += (size_t)snprintf(s + len, cap - len, "\n\nFlags of this command:");
+        len = cli_appendf(s, cap, len, "\n\nFlags of this command:");
     for (size_t i = 0; i < n; i++) {
         char left[64];
         snprintf(left, sizeof left, "--%s%s", tab[i].name, tab[i].is_switch ? "" : " VALUE");
-        len += (size_t)snprintf(s + len, cap - len, "\n  %-28s %s", left, tab[i].help);
+        len = cli_appendf(s, cap, len, "\n  %-28s %s", left, tab[i].help);
     }
     return s;
 }
 
 /* ---- settings and messages ---- */
+
+size_t cli_appendf(char *buf, size_t cap, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    if (len + 1 >= cap)
+        return len;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + len, cap - len, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return len;
+    return len + (size_t)n >= cap ? cap - 1 : len + (size_t)n;
+}
 
 int cli_fail(const struct cli *c, int code, const char *fmt, ...)
 {

@@ -80,6 +80,8 @@ char *cli_usage(const char *head, const struct cli_flag *tab, size_t n);
 /* Fills c from settings. CLI_OK, or CLI_USAGE after printing why. */
 int cli_init(struct cli *c, const char *prog, const char *url, const char *cacert,
              const char *api_key, const char *format, int64_t timeout_s);
+/* snprintf at buf + len; returns the new length, never past cap - 1 (output truncated). */
+PRINTF(4, 5) size_t cli_appendf(char *buf, size_t cap, size_t len, const char *fmt, ...);
 /* Prints "prog: msg" to stderr; returns code. */
 PRINTF(3, 4) int cli_fail(const struct cli *c, int code, const char *fmt, ...);
 
