@@ -195,6 +195,18 @@ BEGIN
     IF ac.id IS NULL THEN
         RETURN 10;
     END IF;
+    -- Under the locks, with a fresh snapshot: a concurrent writer may have committed this id
+    -- or a resolution of this hold while we waited (then report it, instead of failing the
+    -- statement on the unique index).
+    SELECT * INTO e FROM ledger_transfers t WHERE t.id = p_id;
+    IF FOUND THEN
+        RETURN CASE WHEN ledger_same(e, p_debit, p_credit, p_amount, p_kind, p_ref, p_flags,
+                                     p_pending, p_expires) THEN 1 ELSE 2 END;
+    END IF;
+    IF p_flags IN (2, 4)
+       AND EXISTS (SELECT 1 FROM ledger_transfers r WHERE r.pending_id = p_pending) THEN
+        RETURN 6;
+    END IF;
     IF p_flags IN (0, 1) THEN
         IF ad.flags & 1 <> 0
            AND ad.debits_pending::numeric + ad.debits_posted + amt > ad.credits_posted THEN

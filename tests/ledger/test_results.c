@@ -515,6 +515,66 @@ static void test_list(void)
     CHECK(ledger_list(conn, A, NULL, 0, &pg, err, sizeof err) == -1);
 }
 
+/* Two writers racing for one hold and one id: the second waits on the first's row locks and,
+ * once it commits, reports pending_already_resolved / exists instead of failing. */
+static void test_race(const struct ltest_db *db)
+{
+    PGconn *other = ltest_connect(db, db->name);
+    struct ledger_batch *b1 = ledger_batch_new(), *b2 = ledger_batch_new();
+    struct ledger_stmt s1, s2;
+    enum ledger_result r1[2], r2[2];
+    char err[256];
+    struct ledger_transfer t;
+    char hid[32], pid1[32], pid2[32], xid[32];
+    for (int round = 0; round < 2; round++) {
+        /* round 0: one transfer each (the simple path); round 1: two each (the set-based path,
+         * which validates before it waits, then finds the id taken and goes sequential) */
+        snprintf(hid, sizeof hid, "race-h%d", round);
+        snprintf(pid1, sizeof pid1, "race-p%d", round);
+        snprintf(pid2, sizeof pid2, "race-v%d", round);
+        snprintf(xid, sizeof xid, "race-x%d", round);
+        t = hold(hid, Acash, Aesc, 5);
+        CHECK_EQ_I64(sub1(&t), LEDGER_OK);
+        ledger_batch_clear(b1);
+        ledger_batch_clear(b2);
+        t = resolve(pid1, LEDGER_POST, hid, 0);
+        ledger_batch_add(b1, &t);
+        t = resolve(pid2, LEDGER_VOID, hid, 0);
+        ledger_batch_add(b2, &t);
+        if (round == 1) {
+            t = xfer(xid, Acash, Bcash, 1, "fill");
+            ledger_batch_add(b1, &t);
+            ledger_batch_add(b2, &t);
+        }
+        ledger_batch_stmt(b1, &s1);
+        ledger_batch_stmt(b2, &s2);
+        ltest_must(conn, "BEGIN");
+        PGresult *res = PQexecParams(conn, s1.sql, s1.nparams, NULL, s1.values, NULL, NULL, 0);
+        CHECK(ledger_batch_decode(b1, res, r1, err, sizeof err) == 0);
+        PQclear(res);
+        CHECK(PQsendQueryParams(other, s2.sql, s2.nparams, NULL, s2.values, NULL, NULL, 0) == 1);
+        usleep(200000); /* let it reach the row locks and wait there */
+        ltest_must(conn, "COMMIT");
+        res = PQgetResult(other);
+        CHECK(ledger_batch_decode(b2, res, r2, err, sizeof err) == 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK)
+            fprintf(stderr, "race: %s\n", err);
+        PQclear(res);
+        while ((res = PQgetResult(other)) != NULL)
+            PQclear(res);
+        CHECK_EQ_I64(r1[0], LEDGER_OK);
+        CHECK_EQ_I64(r2[0], LEDGER_PENDING_ALREADY_RESOLVED);
+        if (round == 1) {
+            CHECK_EQ_I64(r1[1], LEDGER_OK);
+            CHECK_EQ_I64(r2[1], LEDGER_EXISTS);
+        }
+    }
+    /* Hold race-h1 was posted, race-x1 moved 1 once: A's cash paid 5 + 1. */
+    ledger_batch_free(b1);
+    ledger_batch_free(b2);
+    PQfinish(other);
+}
+
 /* The database refuses edits; a superuser who goes around it is caught by the check. */
 static void test_tamper(void)
 {
@@ -608,6 +668,7 @@ int main(void)
     test_batches();
     test_pipeline();
     test_list();
+    test_race(&db);
     check_clean();
     test_tamper();
     PQfinish(conn);
