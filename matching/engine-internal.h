@@ -49,6 +49,8 @@ typedef struct lbent {
     int64_t start, end; /* its hours */
     uint32_t pool;      /* pool index */
     uint32_t offer;     /* offer index */
+    int64_t gpus;       /* the offer's GPUs */
+    int64_t rest;       /* GPUs of this entry and every later one: a bound on what is left */
 } lbent;
 
 #ifndef LB_BUCKET_SHIFT    /* (the tests build a variant with tiny buckets) */

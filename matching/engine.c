@@ -510,6 +510,16 @@ static int lbent_cmp(const void *a, const void *b)
     return x->offer < y->offer ? -1 : x->offer > y->offer;
 }
 
+/* Recompute the running `rest` sums of entries [0, upto). */
+static void lblist_rest(lblist *l, uint32_t upto)
+{
+    int64_t r = upto < l->n ? l->v[upto].rest : 0;
+    for (uint32_t i = upto; i-- > 0;) {
+        r += l->v[i].gpus;
+        l->v[i].rest = r;
+    }
+}
+
 static void lblist_build(engine *e, lblist *l, const uint32_t *markets, uint32_t nmarkets,
                          int64_t from, int64_t to)
 {
@@ -522,13 +532,15 @@ static void lblist_build(engine *e, lblist *l, const uint32_t *markets, uint32_t
             for (uint32_t t = 0; t < p->noffers; t++) {
                 const offer *of = OFFER(e, p->offers[t]);
                 if (from >= to || (of->start < to && of->end > from))
-                    l->v[k++] = (lbent){of->price, of->start, of->end, m->pools[j], p->offers[t]};
+                    l->v[k++] = (lbent){of->price,    of->start, of->end, m->pools[j],
+                                        p->offers[t], of->gpus,  0};
             }
         }
     }
     if (k > 1)
         qsort(l->v, k, sizeof(lbent), lbent_cmp);
     l->n = k;
+    lblist_rest(l, k);
     l->dirty = false;
 }
 
@@ -596,10 +608,12 @@ static void lblist_update(lblist *l, const lbent *x, bool add)
         memmove(l->v + lo + 1, l->v + lo, (l->n - lo) * sizeof(lbent));
         l->v[lo] = *x;
         l->n++;
+        lblist_rest(l, lo + 1);
     } else {
         CAPX_ASSERT(lo < l->n && l->v[lo].offer == x->offer);
         memmove(l->v + lo, l->v + lo + 1, (l->n - lo - 1) * sizeof(lbent));
         l->n--;
+        lblist_rest(l, lo);
     }
 }
 
@@ -617,7 +631,7 @@ static void lbset_update(lbset *s, const lbent *x, bool add)
 static void pool_offers_changed(engine *e, uint32_t pi, uint32_t oi, bool add)
 {
     const offer *of = OFFER(e, oi);
-    lbent x = {of->price, of->start, of->end, pi, oi};
+    lbent x = {of->price, of->start, of->end, pi, oi, of->gpus, 0};
     market *m = MARKET(e, POOL(e, pi)->market);
     lbset_update(&m->lb, &x, add);
     lbset_update(&MODEL(e, m->model_idx)->lb, &x, add);

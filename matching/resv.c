@@ -276,7 +276,7 @@ static int offer_lists(engine *e, const want *w, const lblist *out[2], lblist *o
         for (uint32_t t = 0; t < p->noffers; t++) {
             const offer *of = OFFER(e, p->offers[t]);
             if (of->start < b && of->end > a && (one_list->n == 0 || of->price < one->price)) {
-                *one = (lbent){of->price, a, b, w->only_pool, p->offers[t]};
+                *one = (lbent){of->price, a, b, w->only_pool, p->offers[t], p->gpus, p->gpus};
                 one_list->n = 1;
             }
         }
@@ -325,7 +325,10 @@ static uint32_t scan(engine *e, const want *w, int64_t cs, int wn, const lblist 
     }
     uint32_t np = 0;
     uint32_t i0 = 0, i1 = 0, n0 = lists[0]->n, n1 = nl > 1 ? lists[1]->n : 0;
+    bool aon_multi = w->aon && !w->single;
+    int64_t left_ub = 0; /* when the walk gave up: GPUs the unvisited entries hold at most */
     while (i0 < n0 || i1 < n1) { /* merge the lists by (ask, offer) */
+        int64_t ub = (i0 < n0 ? lists[0]->v[i0].rest : 0) + (i1 < n1 ? lists[1]->v[i1].rest : 0);
         const lbent *x;
         if (i1 >= n1 || (i0 < n0 && lbent_before(&lists[0]->v[i0], &lists[1]->v[i1])))
             x = &lists[0]->v[i0++];
@@ -334,6 +337,7 @@ static uint32_t scan(engine *e, const want *w, int64_t cs, int wn, const lblist 
         if (x->start >= b || x->end <= a)
             continue;                      /* meets none of the span's hours */
         int64_t lbh = x->price * w->hours; /* no pool not yet visited is cheaper per GPU */
+        int hopeless = 0;
         for (int i = 0; i < wn; i++) {
             if (done[i])
                 continue;
@@ -341,10 +345,16 @@ static uint32_t scan(engine *e, const want *w, int64_t cs, int wn, const lblist 
                           : (cap[i] >= w->gpus && kmax[i] < lbh)) {
                 done[i] = true;
                 open--;
+            } else if (aon_multi && cap[i] + ub < w->gpus) {
+                hopeless++; /* all or none, and not enough GPUs left anywhere */
             }
         }
         if (open == 0)
             break;
+        if (hopeless == open) {
+            left_ub = ub;
+            break;
+        }
         uint32_t pi = x->pool;
         if (e->stamp[pi] == e->scan_no)
             continue;
@@ -368,10 +378,11 @@ static uint32_t scan(engine *e, const want *w, int64_t cs, int wn, const lblist 
         }
         e->sc_pools[np++] = pi;
     }
-    /* A start short of GPUs was never settled, so it saw every pool: cap is all it has. */
+    /* A start short of GPUs was never settled: it saw every pool, or gave up when even all the
+     * rest could not make up the difference; cap (+ that rest) bounds what it can have. */
     if (cap_out)
         for (int i = 0; i < wn; i++)
-            cap_out[i] = cap[i];
+            cap_out[i] = done[i] ? cap[i] : cap[i] + left_ub;
     return np;
 }
 

@@ -342,7 +342,7 @@ static resv_result resv_run(int norders)
         if (sample) {
             lat[nlat++] = now_s() - a;
             int cls = mix < 90 ? 0 : mix < 95 ? 1 : 2;
-            if (slow_debug && cls == 0 && lat[nlat - 1] > 20e-6)
+            if (slow_debug && cls != 2 && lat[nlat - 1] > 40e-6)
                 fprintf(stderr,
                         "slow %.1fus region %llu gpus %d hours %d aon %d single %d tif %d "
                         "limit %lld start+%lld events %llu\n",
