@@ -1085,7 +1085,7 @@ int engine_restore_sold(engine *e, uint64_t pool_id, int64_t start, int64_t end,
     uint32_t pi = idmap_get(&e->pool_ids, pool_id);
     if (pi == IDMAP_NONE)
         return engine_fail(e, ENGINE_ENOTFOUND);
-    if (start < 0 || start >= end || gpus < 1)
+    if (start < 0 || start >= end || end - start > 2 * ENGINE_MAX_OFFER_HOURS || gpus < 1)
         return engine_fail(e, ENGINE_EINVAL);
     if (start < e->cur)
         start = e->cur; /* the past never matters */
