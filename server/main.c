@@ -25,6 +25,7 @@
 #include "server/app.h"
 #include "server/log.h"
 #include "server/market.h"
+#include "server/sched.h"
 #include "server/tls.h"
 
 static char *o_listen, *o_tls_cert, *o_tls_key, *o_database, *o_var, *o_log_level, *o_log_file,
@@ -33,6 +34,7 @@ static int64_t o_port, o_pgport, o_body_limit, o_rate_limit, o_rate_burst, o_max
     o_max_conns_per_ip, o_header_timeout_ms, o_body_timeout_ms, o_idle_timeout_ms,
     o_write_timeout_ms, o_db_pool, o_db_queue, o_db_wait, o_shutdown_timeout_ms, o_ticket_rotate_s,
     o_max_open_orders, o_fee_bps, o_preempt_notice_s, o_sla_credit_pct, o_max_header_bytes;
+static int64_t o_sched_mtbf_h, o_sched_repair_h, o_sched_seed;
 
 static const struct cfg_entry capxd_cfg[] = {
     {"listen", CFG_STR, &o_listen, "127.0.0.1", 0, 0, "address to listen on"},
@@ -75,6 +77,10 @@ static const struct cfg_entry capxd_cfg[] = {
     {"fee_bps", CFG_INT, &o_fee_bps, "500", 0, 10000, "platform fee, basis points"},
     {"sla_credit_pct", CFG_INT, &o_sla_credit_pct, "0", 0, 100000,
      "SLA credit a provider pays per lost GPU-hour, % of its price (0: off)"},
+    {"sched_mtbf_h", CFG_INT, &o_sched_mtbf_h, "0", 0, 100000000,
+     "mean hours between failures of each node and each GPU on the market clock (0: off)"},
+    {"sched_repair_h", CFG_INT, &o_sched_repair_h, "24", 1, 100000, "hours a failure lasts"},
+    {"sched_seed", CFG_INT, &o_sched_seed, "1", 0, INT64_MAX, "seed of the failure process"},
     {"preempt_notice_s", CFG_INT, &o_preempt_notice_s, "120", 0, 3600,
      "notice a preempted spot run gets"},
     {"ticket_rotate_s", CFG_INT, &o_ticket_rotate_s, "3600", 10, 86400,
@@ -239,6 +245,7 @@ int main(int argc, char **argv)
     app.clock = clk;
     app.conninfo = conninfo;
     app.db = db_pool_new(base, conninfo, (int)o_db_pool, (int)o_db_queue);
+    sched_configure(o_sched_mtbf_h, o_sched_repair_h, o_sched_seed);
     app.market = market_new(&app);
     if (market_load(app.market, conninfo, err, sizeof err) < 0) {
         log_error("msg=\"cannot load the market\" err=\"%s\"", err);

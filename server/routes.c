@@ -14,6 +14,7 @@
 #include "server/api.h"
 #include "server/market.h"
 #include "server/routes.h"
+#include "server/sched.h"
 
 static void h_healthz(struct app_req *r)
 {
@@ -171,6 +172,25 @@ struct route app_routes[] = {
      h_contracts_list, "Contracts of the caller as buyer or provider", 1, 0},
     {HP_GET, "/v1/contracts/{id}", "GET /v1/contracts/{id}", 1, ROLE_BUYER | ROLE_PROVIDER, 0,
      h_contracts_get, "One contract", 1, 0},
+    {HP_POST, "/v1/contracts/{id}/jobs", "POST /v1/contracts/{id}/jobs", 1, ROLE_BUYER, 1,
+     h_jobs_create, "Run a job on the contract's GPUs (queued when they are busy)", 1, 0},
+    {HP_GET, "/v1/contracts/{id}/jobs", "GET /v1/contracts/{id}/jobs", 1, ROLE_BUYER, 0,
+     h_jobs_list, "The contract's jobs", 1, 0},
+    {HP_GET, "/v1/jobs/{id}", "GET /v1/jobs/{id}", 1, ROLE_BUYER, 0, h_jobs_get, "One job", 1, 0},
+    {HP_DELETE, "/v1/jobs/{id}", "DELETE /v1/jobs/{id}", 1, ROLE_BUYER, 0, h_jobs_stop,
+     "Stop a job", 1, 0},
+    {HP_POST, "/v1/admin/pools/{id}/nodes/{node}/fail",
+     "POST /v1/admin/pools/{id}/nodes/{node}/fail", 1, ROLE_ADMIN, 0, h_node_fail,
+     "Fail a node (drill): its work is re-placed or lost", 1, 0},
+    {HP_POST, "/v1/admin/pools/{id}/nodes/{node}/repair",
+     "POST /v1/admin/pools/{id}/nodes/{node}/repair", 1, ROLE_ADMIN, 0, h_node_repair,
+     "Repair a failed node", 1, 0},
+    {HP_POST, "/v1/admin/pools/{id}/nodes/{node}/gpus/{gpu}/fail",
+     "POST /v1/admin/pools/{id}/nodes/{node}/gpus/{gpu}/fail", 1, ROLE_ADMIN, 0, h_gpu_fail,
+     "Fail one GPU (drill)", 1, 0},
+    {HP_POST, "/v1/admin/pools/{id}/nodes/{node}/gpus/{gpu}/repair",
+     "POST /v1/admin/pools/{id}/nodes/{node}/gpus/{gpu}/repair", 1, ROLE_ADMIN, 0, h_gpu_repair,
+     "Repair a failed GPU", 1, 0},
     {HP_GET, "/v1/markets", "GET /v1/markets", 1, 0, 0, h_markets,
      "Every market's best bid, ask, spot and last price", 1, 0},
     {HP_GET, "/v1/markets/{gpu_model}/book", "GET /v1/markets/{gpu_model}/book", 1, 0, 0, h_book,

@@ -49,7 +49,7 @@ struct sctr {
     int njobs, capjobs;
     struct {
         int64_t hour, gpus;
-    } *loss;
+    } * loss;
     int nloss, caploss;
     int dirty;
 };
@@ -77,7 +77,7 @@ struct sspot {
 };
 
 struct hfail {
-    int32_t node, gpu; /* gpu -1: the node */
+    int32_t node, gpu;            /* gpu -1: the node */
     int64_t failed_at, repair_at; /* repair_at 0: by an operator */
 };
 
@@ -90,6 +90,8 @@ struct spool {
     int nspot, capspot;
     struct hfail *fails;
     int nfails, capfails;
+    int64_t free_cache; /* pool_unsold_free, valid while cache_ok */
+    int cache_ok;       /* cleared by everything that moves the cluster's GPUs */
 };
 
 struct sched {
@@ -156,9 +158,21 @@ static uint32_t pieces_mask(const struct pieces *p, int32_t node)
     return m;
 }
 
-static json_t *pieces_json(const struct pieces *p)
+static int piece_cmp(const void *a, const void *b)
+{
+    const struct piece *x = a, *y = b;
+    return (x->node > y->node) - (x->node < y->node);
+}
+
+/* [{"node", "gpus", "gpu_ids"}] by node (a holder's pieces on one node are merged). */
+static json_t *pieces_json(const struct pieces *in)
 {
     json_t *a = json_array();
+    struct pieces tmp = {0}, *p = &tmp;
+    for (int i = 0; i < in->n; i++)
+        pieces_add(&tmp, in->v[i].node, in->v[i].mask, NULL);
+    if (tmp.n > 1)
+        qsort(tmp.v, (size_t)tmp.n, sizeof *tmp.v, piece_cmp);
     for (int i = 0; i < p->n; i++) {
         json_t *ids = json_array();
         for (int g = 0; g < 16; g++)
@@ -167,6 +181,7 @@ static json_t *pieces_json(const struct pieces *p)
         json_array_append_new(a, json_pack("{s:i,s:i,s:o}", "node", (int)p->v[i].node, "gpus",
                                            popc(p->v[i].mask), "gpu_ids", ids));
     }
+    free(tmp.v);
     return a;
 }
 
@@ -442,9 +457,12 @@ static struct spool *spool_of(struct sched *s, struct pool *p)
     CAPX_ASSERT(model == 0);
     char err[128];
     for (int64_t i = 0; i < p->nodes; i++) {
-        struct cluster_node_spec ns = {model,       (int)p->gpus_per_node,
-                                       0,           (int)(i / p->nodes_per_rack),
-                                       INT64_C(1) << 30, INT64_C(1) << 30};
+        struct cluster_node_spec ns = {model,
+                                       (int)p->gpus_per_node,
+                                       0,
+                                       (int)(i / p->nodes_per_rack),
+                                       INT64_C(1) << 30,
+                                       INT64_C(1) << 30};
         if (cluster_add_node(&sp->c, &ns, err, sizeof err) < 0)
             capx_fatal("pool %s: %s", p->o.id, err);
     }
@@ -565,6 +583,7 @@ static void record_loss(struct sched *s, struct sctr *c, int64_t hour, int64_t g
         if (c->loss[i].hour == hour) {
             if (c->loss[i].gpus >= gpus)
                 return;
+            market_contract_loss(c->c, hour, gpus - c->loss[i].gpus); /* for settlement */
             c->loss[i].gpus = gpus;
             mark_ctr(s, c);
             return;
@@ -573,6 +592,7 @@ static void record_loss(struct sched *s, struct sctr *c, int64_t hour, int64_t g
         c->caploss = c->caploss ? c->caploss * 2 : 8;
         c->loss = xrealloc(c->loss, (size_t)c->caploss * sizeof *c->loss);
     }
+    market_contract_loss(c->c, hour, gpus); /* settlement refunds it */
     c->loss[c->nloss].hour = hour;
     c->loss[c->nloss].gpus = gpus;
     c->nloss++;
@@ -587,6 +607,7 @@ static void record_loss(struct sched *s, struct sctr *c, int64_t hour, int64_t g
 static int64_t take_gpus(struct spool *sp, int64_t k, int rack, struct pieces *out)
 {
     struct cluster *c = &sp->c;
+    sp->cache_ok = 0;
     int64_t got = 0;
     if (rack >= 0) {
         uint32_t first = (uint32_t)(rack * sp->p->nodes_per_rack);
@@ -623,8 +644,11 @@ static int64_t take_gpus(struct spool *sp, int64_t k, int rack, struct pieces *o
             want = JOB_MAX_GPUS;
         if (want <= 0)
             break;
-        struct job_spec j = {.id = 1, .gpus = (int32_t)want, .gpu_milli = CLUSTER_GPU_MILLI,
-                             .gang = true, .prio = JOB_RESERVATION};
+        struct job_spec j = {.id = 1,
+                             .gpus = (int32_t)want,
+                             .gpu_milli = CLUSTER_GPU_MILLI,
+                             .gang = true,
+                             .prio = JOB_RESERVATION};
         uint32_t n = 0;
         if (gang_choose(c, &j, al, &n) < 0)
             break;
@@ -640,6 +664,7 @@ static int64_t take_gpus(struct spool *sp, int64_t k, int rack, struct pieces *o
 
 static void give_pieces(struct spool *sp, struct pieces *p)
 {
+    sp->cache_ok = 0;
     for (int i = 0; i < p->n; i++)
         if (!p->v[i].host)
             cluster_give(&sp->c, (uint32_t)p->v[i].node, p->v[i].mask, CLUSTER_GPU_MILLI, 0, 0);
@@ -649,13 +674,14 @@ static void give_pieces(struct spool *sp, struct pieces *p)
 /* Drops every spot placement on the pool's unsold GPUs (they are re-made by sync_spot). */
 static void strip_spot(struct sched *s, struct spool *sp)
 {
+    sp->cache_ok = 0;
     for (int i = 0; i < sp->nspot; i++) {
         struct sspot *x = sp->spot[i];
         int changed = 0;
         for (int k = 0; k < x->pl.n;) {
             if (!x->pl.v[k].host) {
-                cluster_give(&sp->c, (uint32_t)x->pl.v[k].node, x->pl.v[k].mask,
-                             CLUSTER_GPU_MILLI, 0, 0);
+                cluster_give(&sp->c, (uint32_t)x->pl.v[k].node, x->pl.v[k].mask, CLUSTER_GPU_MILLI,
+                             0, 0);
                 x->pl.v[k] = x->pl.v[--x->pl.n];
                 changed = 1;
             } else {
@@ -685,8 +711,8 @@ static void sub_build(struct sub *u, const struct sctr *sc, int with_spot)
     char err[128];
     for (int i = 0; i < sc->pl.n; i++) {
         const struct cluster_node *pn = &sp->c.nodes[sc->pl.v[i].node];
-        struct cluster_node_spec ns = {model, pn->ngpu, 0, pn->rack, INT64_C(1) << 30,
-                                       INT64_C(1) << 30};
+        struct cluster_node_spec ns = {model,    pn->ngpu,         0,
+                                       pn->rack, INT64_C(1) << 30, INT64_C(1) << 30};
         int idx = cluster_add_node(&u->c, &ns, err, sizeof err);
         CAPX_ASSERT(idx == i);
         u->pool_node[i] = sc->pl.v[i].node;
@@ -746,8 +772,11 @@ static int sub_choose(struct sub *u, int64_t k, int gang, struct sctr *host, str
     int64_t left = k;
     while (left > 0) {
         int64_t want = left > JOB_MAX_GPUS ? JOB_MAX_GPUS : left;
-        struct job_spec j = {.id = 1, .gpus = (int32_t)want, .gpu_milli = CLUSTER_GPU_MILLI,
-                             .gang = true, .prio = JOB_RESERVATION};
+        struct job_spec j = {.id = 1,
+                             .gpus = (int32_t)want,
+                             .gpu_milli = CLUSTER_GPU_MILLI,
+                             .gang = true,
+                             .prio = JOB_RESERVATION};
         uint32_t n = 0;
         if (gang_choose(&u->c, &j, al, &n) < 0) {
             rc = -1;
@@ -766,15 +795,20 @@ static int sub_choose(struct sub *u, int64_t k, int gang, struct sctr *host, str
 /* ---- spot ---- */
 
 /* Unsold healthy GPUs of the pool not held by a contract (spot on them counts as free). */
-static int64_t pool_unsold_free(const struct spool *sp)
+static int64_t pool_unsold_free(struct spool *sp)
 {
+    if (sp->cache_ok)
+        return sp->free_cache;
     int64_t n = 0;
     for (uint32_t i = 0; i < sp->c.nnodes; i++)
         n += popc(node_free_mask(&sp->c.nodes[i]));
     for (int i = 0; i < sp->nspot; i++)
         for (int k = 0; k < sp->spot[i]->pl.n; k++)
             if (!sp->spot[i]->pl.v[k].host)
-                n += popc(sp->spot[i]->pl.v[k].mask & node_usable_mask(&sp->c.nodes[sp->spot[i]->pl.v[k].node]));
+                n += popc(sp->spot[i]->pl.v[k].mask &
+                          node_usable_mask(&sp->c.nodes[sp->spot[i]->pl.v[k].node]));
+    sp->free_cache = n;
+    sp->cache_ok = 1;
     return n;
 }
 
@@ -834,6 +868,7 @@ static void reclaim(struct sched *s, struct spool *sp, int64_t t)
    of their GPUs on unsold GPUs (up to the spot offer) and then on lent ones. */
 static void sync_spot(struct sched *s, struct spool *sp)
 {
+    sp->cache_ok = 0;
     /* 1. Invalid pieces. */
     for (int i = 0; i < sp->nspot; i++) {
         struct sspot *x = sp->spot[i];
@@ -1079,6 +1114,7 @@ static void evict(struct sched *s, struct spool *sp, int32_t node, uint32_t mask
 {
     int rack = sp->c.nodes[node].rack;
     char reason[128];
+    sp->cache_ok = 0;
     snprintf(reason, sizeof reason, "%s failed", what);
     strip_spot(s, sp);
     for (int a = 0; a < sp->nact; a++) {
@@ -1148,6 +1184,7 @@ static int set_health(struct sched *s, struct spool *sp, int32_t node, int32_t g
 {
     struct market *m = s->m;
     struct cluster_node *n = &sp->c.nodes[node];
+    sp->cache_ok = 0;
     if (fail) {
         if (find_fail(sp, node, gpu))
             return -1;
@@ -1344,9 +1381,9 @@ struct contract *sched_job_contract(const struct sjob *j)
 
 json_t *sched_job_json(const struct sjob *j)
 {
-    json_t *o = json_pack("{s:s,s:s,s:I,s:b,s:s,s:o}", "id", j->id, "contract_id",
-                          j->sc->c->o.id, "gpus", (json_int_t)j->gpus, "gang", j->gang, "status",
-                          j->status, "placement", pieces_json(&j->pl));
+    json_t *o = json_pack("{s:s,s:s,s:I,s:b,s:s,s:o}", "id", j->id, "contract_id", j->sc->c->o.id,
+                          "gpus", (json_int_t)j->gpus, "gang", j->gang, "status", j->status,
+                          "placement", pieces_json(&j->pl));
     json_object_set_new(o, "hours", j->hours ? json_integer(j->hours) : json_null());
     json_object_set_new(o, "reason", j->reason[0] ? json_string(j->reason) : json_null());
     json_object_set_new(o, "created_at", ts(j->created));
@@ -1399,16 +1436,15 @@ int sched_job_submit(struct market *m, struct contract *c, int64_t gpus, int gan
     j->status = "queued";
     if (sc->pending)
         place_contract(s, sc, now);
-    if (job_place(s, j, now, 1) < 0) {
-        if (!queue) {
-            s->next_seq--;
-            free(j);
-            flush_writes(s);
-            return -1;
-        }
+    ctr_add_job(sc, j); /* first: the spot supply it leaves is computed with it */
+    if (job_place(s, j, now, 1) < 0 && !queue) {
+        sc->njobs--;
+        s->next_seq--;
+        free(j);
+        flush_writes(s);
+        return -1;
     }
     hmap_put(&s->jobs, j->id, j);
-    ctr_add_job(sc, j);
     mark_job(s, j);
     flush_writes(s);
     *out = j;
@@ -1442,8 +1478,8 @@ void sched_contract_json(const struct contract *c, json_t *j)
     if (sc) {
         for (int i = 0; i < sc->nloss; i++) {
             total += sc->loss[i].gpus;
-            json_array_append_new(lost, json_pack("{s:o,s:I}", "hour", ts(sc->loss[i].hour),
-                                                  "gpus", (json_int_t)sc->loss[i].gpus));
+            json_array_append_new(lost, json_pack("{s:o,s:I}", "hour", ts(sc->loss[i].hour), "gpus",
+                                                  (json_int_t)sc->loss[i].gpus));
         }
     }
     json_object_set_new(j, "placement", sc ? pieces_json(&sc->pl) : json_array());
@@ -1510,14 +1546,13 @@ void sched_pool_json(const struct pool *p, json_t *j)
     free(spt);
     int64_t busy = jobs + spot;
     json_object_set_new(j, "node_states", nodes);
-    json_object_set_new(
-        j, "utilization",
-        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f}", "gpus", (json_int_t)p->gpus,
-                  "failed_nodes", (json_int_t)failed_nodes, "failed_gpus",
-                  (json_int_t)(failed_gpus + failed_nodes * p->gpus_per_node), "contracted",
-                  (json_int_t)contracted, "in_jobs", (json_int_t)jobs, "spot", (json_int_t)spot,
-                  "busy", (json_int_t)busy, "busy_pct",
-                  p->gpus ? 100.0 * (double)busy / (double)p->gpus : 0.0));
+    json_object_set_new(j, "utilization",
+                        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f}", "gpus", (json_int_t)p->gpus,
+                                  "failed_nodes", (json_int_t)failed_nodes, "failed_gpus",
+                                  (json_int_t)(failed_gpus + failed_nodes * p->gpus_per_node),
+                                  "contracted", (json_int_t)contracted, "in_jobs", (json_int_t)jobs,
+                                  "spot", (json_int_t)spot, "busy", (json_int_t)busy, "busy_pct",
+                                  p->gpus ? 100.0 * (double)busy / (double)p->gpus : 0.0));
 }
 
 /* ---- loading ---- */
@@ -1650,8 +1685,7 @@ int sched_load(struct market *m, PGconn *conn, char *err, size_t errlen)
         struct spool *sp = spool_of(s, (struct pool *)po);
         int32_t node = (int32_t)i64(r, i, 2);
         uint32_t mask = (uint32_t)i64(r, i, 3);
-        if (node < 0 || node >= (int32_t)sp->c.nnodes ||
-            (mask >> sp->c.nodes[node].ngpu) != 0)
+        if (node < 0 || node >= (int32_t)sp->c.nnodes || (mask >> sp->c.nodes[node].ngpu) != 0)
             continue;
         if (!strncmp(holder, "ctr_", 4)) {
             struct sctr *sc = hmap_get(&s->ctrs, holder);
@@ -1670,7 +1704,8 @@ int sched_load(struct market *m, PGconn *conn, char *err, size_t errlen)
                 ord->running_pool != sp->p)
                 continue;
             struct sspot *x = sspot_of(s, ord, sp->p);
-            struct sctr *host = PQgetisnull(r, i, 4) ? NULL : hmap_get(&s->ctrs, PQgetvalue(r, i, 4));
+            struct sctr *host =
+                PQgetisnull(r, i, 4) ? NULL : hmap_get(&s->ctrs, PQgetvalue(r, i, 4));
             if (!PQgetisnull(r, i, 4) && !host)
                 continue;
             if (!host)
