@@ -14,7 +14,6 @@
 #include "common/timefmt.h"
 #include "server/api.h"
 #include "server/log.h"
-#include "server/sched.h"
 
 #define HOUR        3600
 #define MAX_AHEAD_S (366LL * 24 * HOUR)
@@ -118,7 +117,6 @@ void h_pools_create(struct app_req *r)
     p->region_num = market_intern(m, p->region);
     CAPX_ASSERT(engine_add_pool(market_engine(m), p->o.num, r->acct->num, p->model, p->region_num,
                                 (int32_t)p->gpus) == 0);
-    sched_pool_added(m, p);
     market_reply(m, r, 201, pool_json(p));
 }
 
@@ -497,6 +495,8 @@ void h_orders_create(struct app_req *r)
     o->status = spot ? "pending" : "open";
     o->updated = now;
     a->open_orders++;
+    if (spot)
+        market_spot_live(m, +1);
     market_money_hold(m, o, hold);
     market_apply_events(m);
     market_reply(m, r, 201, order_json(o));

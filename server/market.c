@@ -12,7 +12,6 @@
 #include "common/timefmt.h"
 #include "server/log.h"
 #include "server/market.h"
-#include "server/sched.h"
 #include "server/settle.h"
 
 #define HOUR 3600
@@ -52,10 +51,12 @@ struct market {
     struct turn *inflight; /* committing */
     struct event *flush_ev, *retry_ev;
     int ready;
-    int64_t now;          /* last time everything due was run */
-    int64_t last_minute;  /* last spot round */
-    uint64_t hold_serial; /* unique part of hold transfer ids */
-    struct sched *sched;  /* placements, jobs, failures (sched.c) */
+    int64_t now;                        /* last time everything due was run */
+    int64_t last_minute;                /* last spot round */
+    uint64_t hold_serial;               /* unique part of hold transfer ids */
+    uint64_t *bytype[OBJ_CONTRACT + 1]; /* nums of each type, ascending */
+    size_t nbytype[OBJ_CONTRACT + 1], capbytype[OBJ_CONTRACT + 1];
+    int64_t live_spot; /* spot bids pending, running or preempted */
 };
 
 /* ---- basics ---- */
@@ -114,6 +115,14 @@ static void add_obj(struct market *m, struct obj *o)
     m->objs[o->num] = o;
     if (o->num >= m->nobjs)
         m->nobjs = o->num + 1;
+    int t = o->type;
+    CAPX_ASSERT(t >= OBJ_POOL && t <= OBJ_CONTRACT);
+    CAPX_ASSERT(m->nbytype[t] == 0 || m->bytype[t][m->nbytype[t] - 1] < o->num);
+    if (m->nbytype[t] == m->capbytype[t]) {
+        m->capbytype[t] = m->capbytype[t] ? m->capbytype[t] * 2 : 256;
+        m->bytype[t] = xrealloc(m->bytype[t], m->capbytype[t] * sizeof *m->bytype[t]);
+    }
+    m->bytype[t][m->nbytype[t]++] = o->num;
     hmap_put(&m->by_id, o->id, o);
 }
 
@@ -152,12 +161,26 @@ struct obj *market_by_num(struct market *m, uint64_t num)
 
 struct obj *market_next(struct market *m, int type, uint64_t *cursor)
 {
-    for (uint64_t n = *cursor + 1; n < m->nobjs; n++)
-        if (m->objs[n] && m->objs[n]->type == type) {
-            *cursor = n;
-            return m->objs[n];
-        }
-    return NULL;
+    /* The first object of the type with a num above the cursor: binary search in its list. */
+    const uint64_t *v = m->bytype[type];
+    size_t lo = 0, hi = m->nbytype[type];
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid] <= *cursor)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == m->nbytype[type])
+        return NULL;
+    *cursor = v[lo];
+    return m->objs[v[lo]];
+}
+
+void market_spot_live(struct market *m, int delta)
+{
+    m->live_spot += delta;
+    CAPX_ASSERT(m->live_spot >= 0);
 }
 
 static void free_objs(struct market *m)
@@ -173,6 +196,12 @@ static void free_objs(struct market *m)
     free(m->objs);
     m->objs = NULL;
     m->nobjs = m->capobjs = 0;
+    for (int t = 0; t <= OBJ_CONTRACT; t++) {
+        free(m->bytype[t]);
+        m->bytype[t] = NULL;
+        m->nbytype[t] = m->capbytype[t] = 0;
+    }
+    m->live_spot = 0;
     hmap_free(&m->by_id);
     hmap_free(&m->interns);
     m->next_intern = 0;
@@ -766,7 +795,6 @@ void market_free(struct market *m)
         return;
     turn_free(m->open);
     turn_free(m->inflight);
-    sched_free(m->sched);
     free_objs(m);
     engine_free(m->eng);
     free(m->events);
@@ -809,6 +837,8 @@ static void order_add_contract(struct order *o, struct contract *c)
 
 static void order_done(struct market *m, struct order *o, const char *status)
 {
+    if (o->spot)
+        market_spot_live(m, -1);
     o->status = status;
     o->updated = market_now(m);
     if (o->acct->open_orders > 0)
@@ -906,7 +936,6 @@ static void apply_event(struct market *m, const engine_event *ev, struct order *
         o->preempt_at = 0;
         o->updated = market_now(m);
         market_dirty(m, &o->o);
-        sched_spot_won(m, o);
         break;
     }
     case ENGINE_EV_SPOT_PREEMPTED: {
@@ -915,7 +944,6 @@ static void apply_event(struct market *m, const engine_event *ev, struct order *
         o->preempt_at = market_now(m) + m->app->cfg.preempt_notice_s;
         o->updated = market_now(m);
         market_dirty(m, &o->o);
-        sched_spot_stopped(m, o);
         break;
     }
     case ENGINE_EV_SPOT_BID_DONE: {
@@ -923,7 +951,6 @@ static void apply_event(struct market *m, const engine_event *ev, struct order *
         o->running_pool = NULL;
         order_done(m, o, "cancelled");
         market_money_void(m, o);
-        sched_spot_stopped(m, o);
         break;
     }
     case ENGINE_EV_SPOT_ROUND:
@@ -961,13 +988,26 @@ void market_apply_events(struct market *m)
 
 /* ---- time ---- */
 
+/* GPUs of the pool under contracts active at t. */
+static int64_t pool_busy(struct market *m, struct pool *p, int64_t t)
+{
+    int64_t busy = 0;
+    uint64_t cur = 0;
+    struct obj *o;
+    while ((o = market_next(m, OBJ_CONTRACT, &cur)) != NULL) {
+        struct contract *c = (struct contract *)o;
+        if (c->pool == p && c->start <= t && t < c->end && strcmp(c->status, "cancelled"))
+            busy += c->gpus;
+    }
+    return busy;
+}
+
 static void spot_round(struct market *m, int64_t t)
 {
     engine_spot_supply *sup = NULL;
     size_t n = 0, cap = 0;
     uint64_t cur = 0;
     struct obj *o;
-    sched_minute(m, t);
     while ((o = market_next(m, OBJ_POOL, &cur)) != NULL) {
         struct pool *p = (struct pool *)o;
         if (!p->spot_offer)
@@ -976,14 +1016,12 @@ static void spot_round(struct market *m, int64_t t)
             cap = cap ? cap * 2 : 16;
             sup = xrealloc(sup, cap * sizeof *sup);
         }
-        int32_t idle, lent; /* unsold healthy GPUs, and GPUs idle holders lend */
-        sched_spot_supply(m, p, t, &idle, &lent);
-        sup[n++] = (engine_spot_supply){p->o.num, idle, lent};
+        int64_t idle = p->gpus - pool_busy(m, p, t);
+        sup[n++] = (engine_spot_supply){p->o.num, (int32_t)(idle > 0 ? idle : 0), 0};
     }
     if (engine_spot_round(m->eng, t, sup, n) == 0)
         market_apply_events(m);
     free(sup);
-    sched_round_done(m, t);
     /* Notice periods that ran out: the bid is back to bidding. */
     cur = 0;
     while ((o = market_next(m, OBJ_ORDER, &cur)) != NULL) {
@@ -1008,15 +1046,16 @@ static void hour_boundary(struct market *m, int64_t t)
         if (!strcmp(c->status, "scheduled") && c->start <= t) {
             c->status = "active";
             market_dirty(m, &c->o);
-            sched_contract_started(m, c, t); /* placed, spot reclaimed, in sched_hour */
+            int64_t avail = c->pool->gpus - pool_busy(m, c->pool, t);
+            if (engine_spot_reclaim(m->eng, t, c->pool->o.num, (int32_t)(avail > 0 ? avail : 0)) ==
+                0)
+                market_apply_events(m);
         }
         if (!strcmp(c->status, "active") && c->end <= t) {
             c->status = "completed";
             market_dirty(m, &c->o);
-            sched_contract_ended(m, c, t);
         }
     }
-    sched_hour(m, t);
 }
 
 void market_advance(struct market *m, int64_t target)
@@ -1025,10 +1064,15 @@ void market_advance(struct market *m, int64_t target)
     if (target <= t)
         return;
     /* Every whole minute in (t, target], in time order: the minute's spot metering, then at
-       whole hours the hour's settlement and the hourly work, then the minute's spot round. */
+       whole hours the hour's settlement and the hourly work, then the minute's spot round.
+       While no spot bid is live, minutes hold no work: jump from hour to hour. */
     int64_t minute = (t / 60 + 1) * 60;
     int worked = minute <= target;
-    for (; minute <= target; minute += 60) {
+    while (minute <= target) {
+        if (m->live_spot == 0 && minute % HOUR != 0) {
+            minute = (minute / HOUR + 1) * HOUR;
+            continue;
+        }
         settle_spot_minute(m, minute);
         if (minute % HOUR == 0) {
             settle_hour(m, minute);
@@ -1036,6 +1080,7 @@ void market_advance(struct market *m, int64_t target)
         }
         spot_round(m, minute);
         m->now = minute;
+        minute += 60;
     }
     m->now = target;
     if (worked) {
@@ -1055,13 +1100,10 @@ static json_t *ts(int64_t t)
 
 json_t *pool_json(const struct pool *p)
 {
-    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I}", "id", p->o.id, "name", p->name,
-                          "gpu_model", p->gpu_model, "region", p->region, "nodes",
-                          (json_int_t)p->nodes, "gpus_per_node", (json_int_t)p->gpus_per_node,
-                          "nodes_per_rack", (json_int_t)p->nodes_per_rack, "gpus",
-                          (json_int_t)p->gpus);
-    sched_pool_json(p, j); /* node states and utilization */
-    return j;
+    return json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I}", "id", p->o.id, "name", p->name,
+                     "gpu_model", p->gpu_model, "region", p->region, "nodes", (json_int_t)p->nodes,
+                     "gpus_per_node", (json_int_t)p->gpus_per_node, "nodes_per_rack",
+                     (json_int_t)p->nodes_per_rack, "gpus", (json_int_t)p->gpus);
 }
 
 json_t *offer_json(const struct offer *f)
@@ -1108,14 +1150,12 @@ json_t *order_json(const struct order *o)
 
 json_t *contract_json(const struct contract *c)
 {
-    json_t *j = json_pack(
-        "{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:o,s:o,s:I,s:I,s:s,s:[],s:I}", "id", c->o.id, "order_id",
-        c->order->o.id, "offer_id", c->offer->o.id, "pool_id", c->pool->o.id, "buyer_id",
-        c->buyer->id, "provider_id", c->provider->id, "gpus", (json_int_t)c->gpus, "start",
-        ts(c->start), "end", ts(c->end), "price", (json_int_t)c->price, "amount",
-        (json_int_t)c->amount, "status", c->status, "placement", "lost_gpu_hours", (json_int_t)0);
-    sched_contract_json(c, j); /* placement, lost GPU-hours */
-    return j;
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:o,s:o,s:I,s:I,s:s,s:[],s:I}", "id", c->o.id,
+                     "order_id", c->order->o.id, "offer_id", c->offer->o.id, "pool_id",
+                     c->pool->o.id, "buyer_id", c->buyer->id, "provider_id", c->provider->id,
+                     "gpus", (json_int_t)c->gpus, "start", ts(c->start), "end", ts(c->end), "price",
+                     (json_int_t)c->price, "amount", (json_int_t)c->amount, "status", c->status,
+                     "placement", "lost_gpu_hours", (json_int_t)0);
 }
 
 /* ---- loading (start-up and rebuild) ---- */
@@ -1477,6 +1517,8 @@ static int load_market(struct market *m, PGconn *c, char *err, size_t errlen)
         }
         if (open)
             o->acct->open_orders++;
+        if (open && o->spot)
+            m->live_spot++;
         if (rc < 0) {
             snprintf(err, errlen, "engine refused order %s: %s", o->o.id,
                      engine_strerror(engine_error(m->eng)));
@@ -1484,7 +1526,7 @@ static int load_market(struct market *m, PGconn *c, char *err, size_t errlen)
         }
     }
     engine_restore_counters(m->eng, max_seq + 1, max_trade + 1, market_now(m));
-    return sched_load(m, c, err, errlen); /* placements, jobs, failures, losses */
+    return 0;
 }
 
 int market_load(struct market *m, const char *conninfo, char *err, size_t errlen)
@@ -1501,8 +1543,6 @@ int market_load(struct market *m, const char *conninfo, char *err, size_t errlen
     turn_free(m->open);
     m->open = NULL;
     app_clear(m->app, 0);
-    sched_free(m->sched);
-    m->sched = sched_new(m);
     free_objs(m);
     hmap_init(&m->by_id);
     hmap_init(&m->interns);

@@ -175,6 +175,9 @@ json_t *offer_json(const struct offer *o);
 json_t *order_json(const struct order *o);
 json_t *contract_json(const struct contract *c);
 
+/* A spot bid became live (+1) or left (-1); minutes with no live bid hold no work. */
+void market_spot_live(struct market *m, int delta);
+
 /* Iterate objects of a type in creation order from after `cursor` (0: from the start). */
 struct obj *market_next(struct market *m, int type, uint64_t *cursor);
 

@@ -22,26 +22,22 @@ struct debt {
 static struct debt *debts;
 static int ndebts, capdebts;
 
-/* A provider's net earnings per delivered hour, and what was paid out. */
-struct earning {
-    int64_t hour; /* start of the hour */
-    int64_t net;  /* gross less fees */
+/* A provider's earnings per delivered hour (dense by hour from `base`), what this turn adds
+   to the provider_earnings table, and what was paid out. */
+struct slot {
+    int64_t net;                         /* gross less fees, all turns */
+    int64_t d_gpu_hours, d_gross, d_fee; /* this turn's additions, not yet written */
 };
 struct earnings {
-    struct earning *v;
-    int n, cap;
+    int64_t base; /* hour index (Unix seconds / 3600) of s[0] */
+    struct slot *s;
+    int64_t n;
+    int64_t dmin, dmax; /* hour indices this turn touched, dmin > dmax when none */
     int64_t paid;       /* Σ payouts */
     int64_t paid_until; /* latest payout period end */
+    char provider[40];
 };
 static struct hmap earnings; /* provider id -> struct earnings * */
-
-/* This turn's additions to provider_earnings, written as one statement. */
-struct earn_row {
-    struct account *provider;
-    int64_t hour, gpu_hours, gross, fees;
-};
-static struct earn_row *pending;
-static int npending, cappending;
 
 /* This turn's settlement records (table settlements). */
 struct srow {
@@ -74,12 +70,11 @@ void settle_reset(void)
     const char *k;
     void *v;
     while (hmap_next(&earnings, &i, &k, &v)) {
-        free(((struct earnings *)v)->v);
+        free(((struct earnings *)v)->s);
         free(v);
     }
     hmap_free(&earnings);
     hmap_init(&earnings);
-    npending = 0;
     nsrows = 0;
 }
 
@@ -88,42 +83,58 @@ static struct earnings *earnings_of(const char *provider)
     struct earnings *e = hmap_get(&earnings, provider);
     if (!e) {
         e = xcalloc(1, sizeof *e);
+        e->dmin = INT64_MAX;
+        e->dmax = INT64_MIN;
+        snprintf(e->provider, sizeof e->provider, "%s", provider);
         hmap_put(&earnings, provider, e);
     }
     return e;
 }
 
-static void earned_mem(const char *provider, int64_t hour, int64_t net)
+/* The slot of an hour (Unix seconds of its start), growing the dense array as needed. */
+static struct slot *slot_of(struct earnings *e, int64_t hour)
 {
-    struct earnings *e = earnings_of(provider);
-    for (int i = e->n - 1; i >= 0 && i >= e->n - 64; i--)
-        if (e->v[i].hour == hour) {
-            e->v[i].net += net;
-            return;
-        }
-    if (e->n == e->cap) {
-        e->cap = e->cap ? e->cap * 2 : 64;
-        e->v = xrealloc(e->v, (size_t)e->cap * sizeof *e->v);
+    int64_t h = hour / HOUR;
+    if (e->n == 0) {
+        e->base = h;
+        e->n = 1;
+        e->s = xcalloc(1, sizeof *e->s);
+    } else if (h < e->base) {
+        int64_t add = e->base - h;
+        e->s = xrealloc(e->s, (size_t)(e->n + add) * sizeof *e->s);
+        memmove(e->s + add, e->s, (size_t)e->n * sizeof *e->s);
+        memset(e->s, 0, (size_t)add * sizeof *e->s);
+        e->n += add;
+        e->base = h;
+    } else if (h >= e->base + e->n) {
+        int64_t n = h - e->base + 1, cap = e->n;
+        while (cap < n)
+            cap *= 2;
+        e->s = xrealloc(e->s, (size_t)cap * sizeof *e->s);
+        memset(e->s + e->n, 0, (size_t)(cap - e->n) * sizeof *e->s);
+        e->n = cap;
     }
-    e->v[e->n++] = (struct earning){hour, net};
+    CAPX_ASSERT(e->n <= 24 * 366 * 20); /* twenty years of hours: a bug, not a market */
+    return &e->s[h - e->base];
+}
+
+static void earned_mem(struct earnings *e, int64_t hour, int64_t net)
+{
+    slot_of(e, hour)->net += net;
 }
 
 /* Records a delivered hour's earnings (memory now, the database with this turn). */
-static void earned(struct account *p, int64_t hour, int64_t gpu_hours, int64_t gross, int64_t fee)
+static void earned(struct earnings *e, int64_t hour, int64_t gpu_hours, int64_t gross, int64_t fee)
 {
-    earned_mem(p->id, hour, gross - fee);
-    for (int i = npending - 1; i >= 0 && i >= npending - 64; i--)
-        if (pending[i].provider == p && pending[i].hour == hour) {
-            pending[i].gpu_hours += gpu_hours;
-            pending[i].gross += gross;
-            pending[i].fees += fee;
-            return;
-        }
-    if (npending == cappending) {
-        cappending = cappending ? cappending * 2 : 256;
-        pending = xrealloc(pending, (size_t)cappending * sizeof *pending);
-    }
-    pending[npending++] = (struct earn_row){p, hour, gpu_hours, gross, fee};
+    struct slot *sl = slot_of(e, hour);
+    sl->net += gross - fee;
+    sl->d_gpu_hours += gpu_hours;
+    sl->d_gross += gross;
+    sl->d_fee += fee;
+    if (hour / HOUR < e->dmin)
+        e->dmin = hour / HOUR;
+    if (hour / HOUR > e->dmax)
+        e->dmax = hour / HOUR;
 }
 
 /* Appends "x," to a growing buffer. */
@@ -223,40 +234,45 @@ static void emit_settlements(struct market *m)
 /* Writes this turn's earnings rows as one statement over arrays. */
 static void emit_earnings(struct market *m)
 {
-    if (npending == 0)
-        return;
-    char *a[5] = {0};
-    size_t len[5] = {0}, cap[5] = {0};
-    for (int c = 0; c < 5; c++)
-        arr_add(&a[c], &len[c], &cap[c], "{");
-    for (int i = 0; i < npending; i++) {
-        char b[4][24];
-        snprintf(b[0], 24, "%" PRId64, pending[i].hour);
-        snprintf(b[1], 24, "%" PRId64, pending[i].gpu_hours);
-        snprintf(b[2], 24, "%" PRId64, pending[i].gross);
-        snprintf(b[3], 24, "%" PRId64, pending[i].fees);
-        arr_add(&a[0], &len[0], &cap[0], pending[i].provider->id);
-        for (int c = 0; c < 4; c++)
-            arr_add(&a[c + 1], &len[c + 1], &cap[c + 1], b[c]);
+    struct col c[5];
+    int rows = 0;
+    size_t it = 0;
+    const char *k;
+    void *v;
+    for (int i = 0; i < 5; i++)
+        col_start(&c[i]);
+    while (hmap_next(&earnings, &it, &k, &v)) {
+        struct earnings *e = v;
+        for (int64_t h = e->dmin; h <= e->dmax; h++) {
+            struct slot *sl = &e->s[h - e->base];
+            if (sl->d_gross == 0 && sl->d_gpu_hours == 0)
+                continue;
+            col_str(&c[0], e->provider);
+            col_i64(&c[1], h * HOUR);
+            col_i64(&c[2], sl->d_gpu_hours);
+            col_i64(&c[3], sl->d_gross);
+            col_i64(&c[4], sl->d_fee);
+            sl->d_gpu_hours = sl->d_gross = sl->d_fee = 0;
+            rows++;
+        }
+        e->dmin = INT64_MAX;
+        e->dmax = INT64_MIN;
     }
-    for (int c = 0; c < 5; c++) {
-        /* "{," + items each followed by ",": drop the comma after "{" and the last one */
-        memmove(a[c] + 1, a[c] + 2, len[c] - 1);
-        len[c]--;
-        a[c][len[c] - 1] = '}';
-    }
-    const char *v[] = {a[0], a[1], a[2], a[3], a[4]};
-    market_sql(m,
-               "INSERT INTO provider_earnings (provider_id, hour, gpu_hours, gross, fees) "
-               "SELECT p, to_timestamp(h), g, gr, f FROM unnest($1::text[], $2::bigint[], "
-               "$3::bigint[], $4::bigint[], $5::bigint[]) AS u(p, h, g, gr, f) "
-               "ON CONFLICT (provider_id, hour) DO UPDATE SET gpu_hours = "
-               "provider_earnings.gpu_hours + EXCLUDED.gpu_hours, gross = provider_earnings.gross "
-               "+ EXCLUDED.gross, fees = provider_earnings.fees + EXCLUDED.fees",
-               5, v);
-    for (int c = 0; c < 5; c++)
-        free(a[c]);
-    npending = 0;
+    const char *vals[5];
+    for (int i = 0; i < 5; i++)
+        vals[i] = col_end(&c[i]);
+    if (rows)
+        market_sql(m,
+                   "INSERT INTO provider_earnings (provider_id, hour, gpu_hours, gross, fees) "
+                   "SELECT p, to_timestamp(h), g, gr, f FROM unnest($1::text[], $2::bigint[], "
+                   "$3::bigint[], $4::bigint[], $5::bigint[]) AS u(p, h, g, gr, f) "
+                   "ON CONFLICT (provider_id, hour) DO UPDATE SET gpu_hours = "
+                   "provider_earnings.gpu_hours + EXCLUDED.gpu_hours, gross = "
+                   "provider_earnings.gross + EXCLUDED.gross, fees = provider_earnings.fees + "
+                   "EXCLUDED.fees",
+                   5, vals);
+    for (int i = 0; i < 5; i++)
+        free(c[i].buf);
 }
 
 enum side { CASH, ESCROW, FEES };
@@ -333,6 +349,7 @@ static void settle_range(struct market *m, struct contract *c, int64_t until)
         return;
     CAPX_ASSERT(h1 % HOUR == 0 && h2 % HOUR == 0 && h1 >= c->start && h2 <= c->end);
     int64_t delivered = 0, fee = 0, refund = 0, gpu_hours = 0, lost_hours = 0;
+    struct earnings *pe = earnings_of(c->provider->id);
     for (int64_t h = h1; h < h2; h += HOUR) {
         int64_t lost = market_contract_lost(c, h), cost, back;
         CAPX_ASSERT(lost >= 0 && lost <= c->gpus);
@@ -342,7 +359,7 @@ static void settle_range(struct market *m, struct contract *c, int64_t until)
         CAPX_ASSERT(capx_add_i64(fee, fee_of(m, cost), &fee) == 0);
         CAPX_ASSERT(capx_add_i64(refund, back, &refund) == 0);
         if (cost > 0)
-            earned(c->provider, h, c->gpus - lost, cost, fee_of(m, cost));
+            earned(pe, h, c->gpus - lost, cost, fee_of(m, cost));
         gpu_hours += c->gpus - lost;
         lost_hours += lost;
     }
@@ -462,7 +479,7 @@ static void spot_hour(struct market *m, struct order *b, int64_t t)
         int64_t fee = fee_of(m, charge);
         snprintf(id, sizeof id, "spot:%s:%" PRId64, b->o.id, t / HOUR);
         move(m, id, b->acct, ESCROW, p->acct, CASH, charge - fee, "spot_delivery", b->o.id);
-        earned(p->acct, t - HOUR, 0, charge, fee);
+        earned(earnings_of(p->acct->id), t - HOUR, 0, charge, fee);
         struct srow *row = srow_new();
         snprintf(row->id, sizeof row->id, "%s:%" PRId64, b->o.id, t / HOUR);
         row->kind = "spot";
@@ -548,7 +565,7 @@ int settle_load(struct market *m, PGconn *c, char *err, size_t errlen)
         return -1;
     }
     for (int i = 0; i < PQntuples(r); i++)
-        earned_mem(PQgetvalue(r, i, 0), strtoll(PQgetvalue(r, i, 1), NULL, 10),
+        earned_mem(earnings_of(PQgetvalue(r, i, 0)), strtoll(PQgetvalue(r, i, 1), NULL, 10),
                    strtoll(PQgetvalue(r, i, 2), NULL, 10));
     PQclear(r);
     r = PQexec(c, "SELECT provider_id, sum(amount)::bigint, "
@@ -573,9 +590,8 @@ int64_t settle_payout(struct market *m, struct account *p, int64_t until, char *
     if (until <= e->paid_until)
         return -1; /* this period (or a later one) was paid out already */
     int64_t earned_until = 0;
-    for (int i = 0; i < e->n; i++)
-        if (e->v[i].hour + HOUR <= until)
-            earned_until += e->v[i].net;
+    for (int64_t i = 0; i < e->n && (e->base + i + 1) * HOUR <= until; i++)
+        earned_until += e->s[i].net;
     int64_t amount = earned_until - e->paid;
     if (amount > p->available)
         amount = p->available;
