@@ -14,6 +14,7 @@
 #include "common/timefmt.h"
 #include "server/api.h"
 #include "server/log.h"
+#include "server/sched.h"
 
 #define HOUR        3600
 #define MAX_AHEAD_S (366LL * 24 * HOUR)
@@ -117,6 +118,7 @@ void h_pools_create(struct app_req *r)
     p->region_num = market_intern(m, p->region);
     CAPX_ASSERT(engine_add_pool(market_engine(m), p->o.num, r->acct->num, p->model, p->region_num,
                                 (int32_t)p->gpus) == 0);
+    sched_pool_added(m, p);
     market_reply(m, r, 201, pool_json(p));
 }
 

@@ -12,6 +12,7 @@
 #include "common/timefmt.h"
 #include "server/log.h"
 #include "server/market.h"
+#include "server/sched.h"
 #include "server/settle.h"
 
 #define HOUR 3600
@@ -56,7 +57,8 @@ struct market {
     uint64_t hold_serial;               /* unique part of hold transfer ids */
     uint64_t *bytype[OBJ_CONTRACT + 1]; /* nums of each type, ascending */
     size_t nbytype[OBJ_CONTRACT + 1], capbytype[OBJ_CONTRACT + 1];
-    int64_t live_spot; /* spot bids pending, running or preempted */
+    int64_t live_spot;   /* spot bids pending, running or preempted */
+    struct sched *sched; /* placements, jobs, failures (sched.c) */
 };
 
 /* ---- basics ---- */
@@ -795,6 +797,7 @@ void market_free(struct market *m)
         return;
     turn_free(m->open);
     turn_free(m->inflight);
+    sched_free(m->sched);
     free_objs(m);
     engine_free(m->eng);
     free(m->events);
@@ -936,6 +939,7 @@ static void apply_event(struct market *m, const engine_event *ev, struct order *
         o->preempt_at = 0;
         o->updated = market_now(m);
         market_dirty(m, &o->o);
+        sched_spot_won(m, o);
         break;
     }
     case ENGINE_EV_SPOT_PREEMPTED: {
@@ -944,6 +948,7 @@ static void apply_event(struct market *m, const engine_event *ev, struct order *
         o->preempt_at = market_now(m) + m->app->cfg.preempt_notice_s;
         o->updated = market_now(m);
         market_dirty(m, &o->o);
+        sched_spot_stopped(m, o);
         break;
     }
     case ENGINE_EV_SPOT_BID_DONE: {
@@ -951,6 +956,7 @@ static void apply_event(struct market *m, const engine_event *ev, struct order *
         o->running_pool = NULL;
         order_done(m, o, "cancelled");
         market_money_void(m, o);
+        sched_spot_stopped(m, o);
         break;
     }
     case ENGINE_EV_SPOT_ROUND:
@@ -988,26 +994,13 @@ void market_apply_events(struct market *m)
 
 /* ---- time ---- */
 
-/* GPUs of the pool under contracts active at t. */
-static int64_t pool_busy(struct market *m, struct pool *p, int64_t t)
-{
-    int64_t busy = 0;
-    uint64_t cur = 0;
-    struct obj *o;
-    while ((o = market_next(m, OBJ_CONTRACT, &cur)) != NULL) {
-        struct contract *c = (struct contract *)o;
-        if (c->pool == p && c->start <= t && t < c->end && strcmp(c->status, "cancelled"))
-            busy += c->gpus;
-    }
-    return busy;
-}
-
 static void spot_round(struct market *m, int64_t t)
 {
     engine_spot_supply *sup = NULL;
     size_t n = 0, cap = 0;
     uint64_t cur = 0;
     struct obj *o;
+    sched_minute(m, t);
     while ((o = market_next(m, OBJ_POOL, &cur)) != NULL) {
         struct pool *p = (struct pool *)o;
         if (!p->spot_offer)
@@ -1016,12 +1009,14 @@ static void spot_round(struct market *m, int64_t t)
             cap = cap ? cap * 2 : 16;
             sup = xrealloc(sup, cap * sizeof *sup);
         }
-        int64_t idle = p->gpus - pool_busy(m, p, t);
-        sup[n++] = (engine_spot_supply){p->o.num, (int32_t)(idle > 0 ? idle : 0), 0};
+        int32_t idle, lent; /* unsold healthy GPUs, and GPUs idle holders lend */
+        sched_spot_supply(m, p, t, &idle, &lent);
+        sup[n++] = (engine_spot_supply){p->o.num, idle, lent};
     }
     if (engine_spot_round(m->eng, t, sup, n) == 0)
         market_apply_events(m);
     free(sup);
+    sched_round_done(m, t);
     /* Notice periods that ran out: the bid is back to bidding. */
     cur = 0;
     while ((o = market_next(m, OBJ_ORDER, &cur)) != NULL) {
@@ -1046,16 +1041,15 @@ static void hour_boundary(struct market *m, int64_t t)
         if (!strcmp(c->status, "scheduled") && c->start <= t) {
             c->status = "active";
             market_dirty(m, &c->o);
-            int64_t avail = c->pool->gpus - pool_busy(m, c->pool, t);
-            if (engine_spot_reclaim(m->eng, t, c->pool->o.num, (int32_t)(avail > 0 ? avail : 0)) ==
-                0)
-                market_apply_events(m);
+            sched_contract_started(m, c, t); /* placed, spot reclaimed, in sched_hour */
         }
         if (!strcmp(c->status, "active") && c->end <= t) {
             c->status = "completed";
             market_dirty(m, &c->o);
+            sched_contract_ended(m, c, t);
         }
     }
+    sched_hour(m, t);
 }
 
 void market_advance(struct market *m, int64_t target)
@@ -1100,10 +1094,13 @@ static json_t *ts(int64_t t)
 
 json_t *pool_json(const struct pool *p)
 {
-    return json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I}", "id", p->o.id, "name", p->name,
-                     "gpu_model", p->gpu_model, "region", p->region, "nodes", (json_int_t)p->nodes,
-                     "gpus_per_node", (json_int_t)p->gpus_per_node, "nodes_per_rack",
-                     (json_int_t)p->nodes_per_rack, "gpus", (json_int_t)p->gpus);
+    json_t *j =
+        json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I}", "id", p->o.id, "name", p->name, "gpu_model",
+                  p->gpu_model, "region", p->region, "nodes", (json_int_t)p->nodes, "gpus_per_node",
+                  (json_int_t)p->gpus_per_node, "nodes_per_rack", (json_int_t)p->nodes_per_rack,
+                  "gpus", (json_int_t)p->gpus);
+    sched_pool_json(p, j); /* node states and utilization */
+    return j;
 }
 
 json_t *offer_json(const struct offer *f)
@@ -1150,12 +1147,14 @@ json_t *order_json(const struct order *o)
 
 json_t *contract_json(const struct contract *c)
 {
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:o,s:o,s:I,s:I,s:s,s:[],s:I}", "id", c->o.id,
-                     "order_id", c->order->o.id, "offer_id", c->offer->o.id, "pool_id",
-                     c->pool->o.id, "buyer_id", c->buyer->id, "provider_id", c->provider->id,
-                     "gpus", (json_int_t)c->gpus, "start", ts(c->start), "end", ts(c->end), "price",
-                     (json_int_t)c->price, "amount", (json_int_t)c->amount, "status", c->status,
-                     "placement", "lost_gpu_hours", (json_int_t)0);
+    json_t *j = json_pack(
+        "{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:o,s:o,s:I,s:I,s:s,s:[],s:I}", "id", c->o.id, "order_id",
+        c->order->o.id, "offer_id", c->offer->o.id, "pool_id", c->pool->o.id, "buyer_id",
+        c->buyer->id, "provider_id", c->provider->id, "gpus", (json_int_t)c->gpus, "start",
+        ts(c->start), "end", ts(c->end), "price", (json_int_t)c->price, "amount",
+        (json_int_t)c->amount, "status", c->status, "placement", "lost_gpu_hours", (json_int_t)0);
+    sched_contract_json(c, j); /* placement, lost GPU-hours */
+    return j;
 }
 
 /* ---- loading (start-up and rebuild) ---- */
@@ -1526,7 +1525,7 @@ static int load_market(struct market *m, PGconn *c, char *err, size_t errlen)
         }
     }
     engine_restore_counters(m->eng, max_seq + 1, max_trade + 1, market_now(m));
-    return 0;
+    return sched_load(m, c, err, errlen); /* placements, jobs, failures, losses */
 }
 
 int market_load(struct market *m, const char *conninfo, char *err, size_t errlen)
@@ -1543,6 +1542,8 @@ int market_load(struct market *m, const char *conninfo, char *err, size_t errlen
     turn_free(m->open);
     m->open = NULL;
     app_clear(m->app, 0);
+    sched_free(m->sched);
+    m->sched = sched_new(m);
     free_objs(m);
     hmap_init(&m->by_id);
     hmap_init(&m->interns);
