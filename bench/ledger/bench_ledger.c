@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ledger/ledger.h"
 #include "schema/migrate.h"
@@ -66,6 +67,34 @@ static void owner_of(int i, char out[32])
     out[21] = 0;
 }
 
+/* CPU seconds (user + system) the server process `pid` has used so far, from /proc (the
+ * cluster runs on this machine); -1 when unreadable. Under contention from other work on the
+ * machine, CPU per transfer is steadier than transfers per second. */
+static double backend_cpu(int pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static int backend_pid(PGconn *c)
+{
+    PGresult *r = PQexec(c, "SELECT pg_backend_pid()");
+    int pid = PQresultStatus(r) == PGRES_TUPLES_OK ? atoi(PQgetvalue(r, 0, 0)) : 0;
+    PQclear(r);
+    return pid;
+}
+
 enum mode { OWN, APPENDED, PIPELINE1 };
 static const char *mode_name[] = {"own", "appended", "pipeline-1s"};
 
@@ -78,6 +107,7 @@ struct client {
     char holds[MAXHOLDS][40]; /* acknowledged, unresolved holds of this client */
     int nholds;
     long seq, ok, refused, errors;
+    double cpu; /* server CPU seconds this client's backend used */
     double *lat;
     size_t nlat, caplat;
 };
@@ -173,6 +203,8 @@ static void *client_main(void *arg)
     char(*pend)[40] = xcalloc((size_t)cl->batch, sizeof *pend);
     int *flags = xcalloc((size_t)cl->batch, sizeof *flags);
     char err[512], owner[32];
+    int pid = backend_pid(c);
+    double cpu0 = backend_cpu(pid);
     if (cl->mode == PIPELINE1) {
         singles = xcalloc((size_t)cl->batch, sizeof *singles);
         for (int i = 0; i < cl->batch; i++)
@@ -245,6 +277,8 @@ static void *client_main(void *arg)
                 snprintf(cl->holds[cl->nholds++], sizeof cl->holds[0], "%s", ids[i]);
         }
     }
+    double cpu1 = backend_cpu(pid);
+    cl->cpu = cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1;
     if (singles) {
         for (int i = 0; i < cl->batch; i++)
             ledger_batch_free(singles[i]);
@@ -269,6 +303,7 @@ static int cmp_double(const void *a, const void *b)
 
 struct outcome {
     double tps, p50_ms, p99_ms;
+    double cpu_us; /* server CPU per acknowledged transfer, microseconds (-1 unknown) */
     long refused, errors;
 };
 
@@ -291,10 +326,12 @@ static struct outcome run(int batch, int clients, enum mode mode, double secs)
     }
     long ok = 0;
     size_t nlat = 0;
+    double cpu = 0;
     struct outcome o = {0};
     for (int i = 0; i < clients; i++) {
         pthread_join(cl[i].thread, NULL);
         ok += cl[i].ok;
+        cpu = cpu < 0 || cl[i].cpu < 0 ? -1 : cpu + cl[i].cpu;
         o.refused += cl[i].refused;
         o.errors += cl[i].errors;
         nlat += cl[i].nlat;
@@ -309,6 +346,7 @@ static struct outcome run(int batch, int clients, enum mode mode, double secs)
     }
     qsort(lat, nlat, sizeof *lat, cmp_double);
     o.tps = ok / elapsed;
+    o.cpu_us = cpu >= 0 && ok > 0 ? cpu * 1e6 / ok : -1;
     o.p50_ms = nlat ? lat[nlat / 2] * 1000 : 0;
     o.p99_ms = nlat ? lat[(size_t)floor((double)(nlat - 1) * 0.99)] * 1000 : 0;
     free(lat);
@@ -357,11 +395,12 @@ static void setup(PGconn *c)
         owner_of(i, owner);
         ledger_cash_id(owner, cash, sizeof cash);
         snprintf(id, sizeof id, "seed-%d", i);
-        struct ledger_transfer t = {.id = id,
-                                    .debit_account = LEDGER_WORLD,
-                                    .credit_account = cash,
-                                    .amount = 10000000000000, /* 10M USD each; all of them fit in an int64 */
-                                    .kind = "deposit"};
+        struct ledger_transfer t = {
+            .id = id,
+            .debit_account = LEDGER_WORLD,
+            .credit_account = cash,
+            .amount = 10000000000000, /* 10M USD each; all of them fit in an int64 */
+            .kind = "deposit"};
         ledger_batch_add(b, &t);
     }
     if (ledger_submit(c, b, r, err, sizeof err) < 0)
@@ -385,10 +424,15 @@ int main(int argc, char **argv)
         seconds = atof(argv[2]);
     PGconn *c = connect_db();
     setup(c);
-    printf("%-7s %-12s %7s %12s %9s %9s %8s %s\n", "batch", "mode", "clients", "transfers/s",
-           "p50_ms", "p99_ms", "refused", "invariants (check time)");
+    printf("%-7s %-12s %7s %12s %9s %9s %8s %8s %s\n", "batch", "mode", "clients", "transfers/s",
+           "p50_ms", "p99_ms", "cpu_us", "refused", "invariants (check time)");
+    const char *only = getenv("LEDGER_BENCH_ONLY"); /* one batch size, for profiling */
     for (int s = 0; s < 5; s++) {
         int clients = sizes[s] == 1 ? 8 : 1;
+        if (only && atoi(only) != sizes[s]) {
+            own[s] = app[s] = (struct outcome){0};
+            continue;
+        }
         own[s] = run(sizes[s], clients, OWN, seconds);
         app[s] = run(sizes[s], clients, APPENDED, seconds);
         double ct = 0;
@@ -396,8 +440,9 @@ int main(int argc, char **argv)
         inv_ok &= ok;
         for (int m = 0; m < 2; m++) {
             struct outcome *o = m ? &app[s] : &own[s];
-            printf("%-7d %-12s %7d %12.0f %9.2f %9.2f %8ld %s", sizes[s], mode_name[m], clients,
-                   o->tps, o->p50_ms, o->p99_ms, o->refused, m ? (ok ? "ok" : "VIOLATED") : "");
+            printf("%-7d %-12s %7d %12.0f %9.2f %9.2f %8.1f %8ld %s", sizes[s], mode_name[m],
+                   clients, o->tps, o->p50_ms, o->p99_ms, o->cpu_us, o->refused,
+                   m ? (ok ? "ok" : "VIOLATED") : "");
             if (m)
                 printf(" (%.1f s)", ct);
             printf("\n");
@@ -409,8 +454,8 @@ int main(int argc, char **argv)
     double ct = 0;
     bool ok = invariants(c, &ct) && p1.errors == 0;
     inv_ok &= ok;
-    printf("%-7d %-12s %7d %12.0f %9.2f %9.2f %8ld %s (%.1f s)\n", 1000, mode_name[PIPELINE1], 1,
-           p1.tps, p1.p50_ms, p1.p99_ms, p1.refused, ok ? "ok" : "VIOLATED", ct);
+    printf("%-7d %-12s %7d %12.0f %9.2f %9.2f %8.1f %8ld %s (%.1f s)\n", 1000, mode_name[PIPELINE1],
+           1, p1.tps, p1.p50_ms, p1.p99_ms, p1.cpu_us, p1.refused, ok ? "ok" : "VIOLATED", ct);
     PGresult *r = PQexec(c, "SELECT count(*), pg_size_pretty(pg_total_relation_size("
                             "'ledger_transfers')) FROM ledger_transfers");
     printf("ledger_transfers: %s rows, %s\n", PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
