@@ -1177,7 +1177,7 @@ int engine_top_of(const engine *e, uint64_t model_id, uint64_t region, int64_t f
                   engine_top *out)
 {
     memset(out, 0, sizeof(*out));
-    uint32_t mk = engine_market_get((engine *)e, model_id, region, false);
+    uint32_t mk = engine_market_find((engine *)e, model_id, region, false) /* reads only */;
     if (mk == NONE32)
         return CAPX_OK;
     const market *m = MARKET(e, mk);
@@ -1216,7 +1216,7 @@ static int level_cmp(const void *a, const void *b)
 size_t engine_depth(const engine *e, uint64_t model_id, uint64_t region, int64_t from, int64_t to,
                     char side, engine_level *out, size_t cap)
 {
-    uint32_t mk = engine_market_get((engine *)e, model_id, region, false);
+    uint32_t mk = engine_market_find((engine *)e, model_id, region, false) /* reads only */;
     if (mk == NONE32)
         return 0;
     const market *m = MARKET(e, mk);
@@ -1287,7 +1287,7 @@ size_t engine_depth(const engine *e, uint64_t model_id, uint64_t region, int64_t
 size_t engine_trades(const engine *e, uint64_t model_id, uint64_t region, engine_trade *out,
                      size_t cap)
 {
-    uint32_t mk = engine_market_get((engine *)e, model_id, region, false);
+    uint32_t mk = engine_market_find((engine *)e, model_id, region, false) /* reads only */;
     if (mk == NONE32)
         return 0;
     const market *m = MARKET(e, mk);
