@@ -436,8 +436,10 @@ static void seg_set(int32_t *seg, uint32_t size, uint32_t i, int32_t v)
     uint32_t n = size + i;
     seg[n] = v;
     for (n >>= 1; n >= 1; n >>= 1) {
-        int32_t l = seg[2 * n], r = seg[2 * n + 1];
-        seg[n] = l > r ? l : r;
+        int32_t l = seg[2 * n], r = seg[2 * n + 1], m = l > r ? l : r;
+        if (seg[n] == m)
+            break; /* nothing above changes either */
+        seg[n] = m;
     }
 }
 
