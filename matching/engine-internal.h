@@ -151,9 +151,10 @@ typedef struct market {
     uint32_t nlevels, levels_cap;
     idmap level_of; /* price -> level index */
     uint32_t nbids;
-    uint32_t *sp;    /* pools with an open spot offer, by (reserve, offer seq) */
-    int64_t *sp_res; /* their reserves */
-    int32_t *seg;    /* segment tree of GPUs left this round over sp, size 2*seg_size */
+    uint32_t *sp;          /* pools with an open spot offer, by (reserve, offer seq) */
+    int64_t *sp_res;       /* their reserves */
+    uint64_t (*sp_ids)[3]; /* their pool id, provider account, spot offer id (for events) */
+    int32_t *seg;          /* segment tree of GPUs left this round over sp, size 2*seg_size */
     uint32_t nsp, sp_cap, seg_size;
     bool sp_dirty; /* sp must be rebuilt */
     rb_ent *rb;    /* the bids for rounds, rebuilt when bids come, go or move outside one */

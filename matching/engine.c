@@ -134,6 +134,7 @@ void engine_free(engine *e)
         free(m->level_px);
         idmap_free(&m->level_of);
         free(m->sp);
+        free(m->sp_ids);
         free(m->rb);
         free(m->sp_res);
         free(m->seg);
@@ -218,7 +219,7 @@ size_t engine_memory(const engine *e)
         b += (size_t)m->levels_cap * sizeof(int64_t) + idmap_memory(&m->level_of);
         b += (size_t)m->rb_cap * sizeof(rb_ent);
         b += lbset_memory(&m->lb);
-        b += (size_t)m->sp_cap * (sizeof(uint32_t) + sizeof(int64_t)) +
+        b += (size_t)m->sp_cap * (sizeof(uint32_t) + sizeof(int64_t) + 3 * sizeof(uint64_t)) +
              (size_t)m->seg_size * 2 * sizeof(int32_t);
     }
     for (uint32_t i = 0; i < e->models.n; i++) {

@@ -401,6 +401,7 @@ static void sp_rebuild(engine *e, market *m)
     if (n > m->sp_cap) {
         m->sp = xrealloc(m->sp, n * sizeof(uint32_t));
         m->sp_res = xrealloc(m->sp_res, n * sizeof(int64_t));
+        m->sp_ids = xrealloc(m->sp_ids, n * sizeof(*m->sp_ids));
         m->sp_cap = n;
     }
     sp_key *keys = xcalloc(n ? n : 1, sizeof(sp_key));
@@ -416,6 +417,10 @@ static void sp_rebuild(engine *e, market *m)
     for (uint32_t i = 0; i < n; i++) {
         m->sp[i] = keys[i].pool;
         m->sp_res[i] = keys[i].reserve;
+        const pool *p = POOL(e, keys[i].pool);
+        m->sp_ids[i][0] = p->id;
+        m->sp_ids[i][1] = p->account;
+        m->sp_ids[i][2] = OFFER(e, p->spot_offer)->id;
         POOL(e, keys[i].pool)->spot_pos = i;
     }
     free(keys);
@@ -566,15 +571,29 @@ static void auction(engine *e, uint32_t mk)
         rb_ent *re = &m->rb[e->sc_changes[c]];
         spot_bid *b = BID(e, re->bid);
         uint32_t won = e->sc_changes[c + 1];
-        re->pos = won;
+        uint32_t pos = won != NONE32 ? won : re->pos; /* where it runs now, or ran */
+        uint32_t pi = m->sp[pos];
+        engine_event ev = {0};
+        ev.kind = won != NONE32 ? ENGINE_EV_SPOT_WON : ENGINE_EV_SPOT_PREEMPTED;
+        ev.reason = won != NONE32 ? ENGINE_R_NONE : ENGINE_R_OUTBID;
+        ev.order = b->id;
+        ev.buyer = b->account;
+        ev.model = m->model;
+        ev.region = m->region;
+        ev.gpus = b->gpus;
+        ev.price = won != NONE32 ? P : 0;
+        ev.pool = m->sp_ids[pos][0];
+        ev.provider = m->sp_ids[pos][1];
+        ev.offer = m->sp_ids[pos][2];
         if (won != NONE32) {
-            uint32_t pi = m->sp[won];
             b->running = pi;
             POOL(e, pi)->spot_running += b->gpus;
-            bid_event(e, b, ENGINE_EV_SPOT_WON, ENGINE_R_NONE, P);
         } else {
-            bid_preempt(e, b, ENGINE_R_OUTBID);
+            POOL(e, pi)->spot_running -= b->gpus;
+            b->running = NONE32;
         }
+        re->pos = won;
+        emit(e, &ev);
     }
     engine_event ev = {0};
     ev.kind = ENGINE_EV_SPOT_ROUND;
