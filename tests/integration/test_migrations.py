@@ -33,9 +33,9 @@ try:
     check(r.returncode == 0, "schema-check after migrate")
 
     # Bad usage exits 2 with a reason; --help is generated from the table.
-    r = e.admin("--no-such-flag", "migrate")
+    r = e.admin("migrate", "--no-such-flag")
     check(r.returncode == 2 and "unknown flag" in r.stderr, f"bad flag: {r.returncode} {r.stderr}")
-    r = e.admin("--pgport", "99999", "migrate")
+    r = e.admin("migrate", "--pgport", "99999")
     check(r.returncode == 2 and "pgport" in r.stderr, f"out-of-range flag: {r.stderr}")
     r = e.admin("--help")
     check(r.returncode == 0 and "CAPX_DATABASE" in r.stdout, "--help generated from the table")
