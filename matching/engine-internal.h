@@ -14,6 +14,8 @@
 #include "matching/idmap.h"
 #include "matching/soldmap.h"
 
+#include <string.h>
+
 #define NONE32       UINT32_MAX
 #define SEARCH_CHUNK 64 /* start hours evaluated together by the fill search */
 
@@ -263,12 +265,32 @@ struct engine {
 /* slab */
 void slab_init(slab *s, uint32_t size);
 void slab_free(slab *s);
-uint32_t slab_new(slab *s); /* zeroed item */
-void slab_del(slab *s, uint32_t i);
+void slab_grow(slab *s);
+void slab_grow_free(slab *s);
 size_t slab_memory(const slab *s);
 static inline void *slab_at(const slab *s, uint32_t i)
 {
     return s->items + (size_t)i * s->size;
+}
+/* A zeroed item (freed ones first). */
+static inline uint32_t slab_new(slab *s)
+{
+    uint32_t i;
+    if (s->nfree) {
+        i = s->free[--s->nfree];
+    } else {
+        if (s->n == s->cap)
+            slab_grow(s);
+        i = s->n++;
+    }
+    memset(slab_at(s, i), 0, s->size);
+    return i;
+}
+static inline void slab_del(slab *s, uint32_t i)
+{
+    if (s->nfree == s->free_cap)
+        slab_grow_free(s);
+    s->free[s->nfree++] = i;
 }
 #define POOL(e, i)   ((pool *)slab_at(&(e)->pools, (i)))
 #define OFFER(e, i)  ((offer *)slab_at(&(e)->offers, (i)))

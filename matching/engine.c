@@ -29,29 +29,16 @@ void slab_free(slab *s)
     memset(s, 0, sizeof(*s));
 }
 
-uint32_t slab_new(slab *s)
+void slab_grow(slab *s)
 {
-    uint32_t i;
-    if (s->nfree) {
-        i = s->free[--s->nfree];
-    } else {
-        if (s->n == s->cap) {
-            s->cap = s->cap ? s->cap * 2 : 64;
-            s->items = xrealloc(s->items, (size_t)s->cap * s->size);
-        }
-        i = s->n++;
-    }
-    memset(slab_at(s, i), 0, s->size);
-    return i;
+    s->cap = s->cap ? s->cap * 2 : 64;
+    s->items = xrealloc(s->items, (size_t)s->cap * s->size);
 }
 
-void slab_del(slab *s, uint32_t i)
+void slab_grow_free(slab *s)
 {
-    if (s->nfree == s->free_cap) {
-        s->free_cap = s->free_cap ? s->free_cap * 2 : 64;
-        s->free = xrealloc(s->free, (size_t)s->free_cap * sizeof(uint32_t));
-    }
-    s->free[s->nfree++] = i;
+    s->free_cap = s->free_cap ? s->free_cap * 2 : 64;
+    s->free = xrealloc(s->free, (size_t)s->free_cap * sizeof(uint32_t));
 }
 
 size_t slab_memory(const slab *s)
