@@ -22,9 +22,11 @@
 #include <libpq-fe.h>
 
 #include "clients/cli.h"
+#include "clients/report.h"
 #include "clients/units.h"
 #include "common/config.h"
 #include "common/ids.h"
+#include "common/timefmt.h"
 #include "schema/migrate.h"
 
 static char *opt_database, *opt_var, *opt_name, *opt_url, *opt_api_key, *opt_cacert, *opt_format;
@@ -48,6 +50,7 @@ static const struct cfg_entry admin_cfg[] = {
 
 /* Each API command's own flags. */
 static const char *f_account, *f_amount, *f_roles, *f_idem, *f_limit, *f_cursor, *f_all;
+static const char *f_from, *f_to, *f_until, *f_at;
 
 #define FLAG_IDEM                                                                                  \
     {                                                                                              \
@@ -74,12 +77,30 @@ static const struct cli_flag fl_money[] = {
     FLAG_IDEM,
 };
 
+static const struct cli_flag fl_period[] = {
+    {"from", 0, &f_from, "start of the period, RFC 3339 UTC: 2027-01-01T00:00:00Z (required)"},
+    {"to", 0, &f_to, "end of the period (excluded), after --from (required)"},
+};
+static const struct cli_flag fl_payout[] = {
+    {"until", 0, &f_until,
+     "pay earnings of hours ending at or before this whole hour, RFC 3339 UTC (required; "
+     "not after the market clock's now)"},
+    FLAG_IDEM,
+};
+static const struct cli_flag fl_at[] = {
+    {"at", 0, &f_at, "only transfers created at or before this time, RFC 3339 UTC (default: all)"},
+};
+
 static const char usage_tail[] =
     "\n\nAmounts are dollars (5000.00; at most 6 decimals, converted exactly). Commands that "
     "create\nor move something carry an Idempotency-Key; after a failure rerun with "
-    "--idempotency-key KEY\n(printed) to retry safely.\n\nExit codes: 0 ok; 1 failed or refused "
-    "(reason on stderr), or check found a violation;\n2 usage error; 3 cannot reach capxd or TLS "
-    "failed; 4 capxd failed (5xx).";
+    "--idempotency-key KEY\n(printed) to retry safely. Reports print money in dollars exactly "
+    "(from integer\nmicro-USD); `report trial-balance` and `report market` read the database in a "
+    "read-only\ntransaction, everything else goes through capxd.\n\nExit codes: 0 ok; 1 failed or "
+    "refused (reason on stderr), check found a violation,\nthe settlement report differs from the "
+    "ledger or the trial balance does not balance;\n2 usage error (bad flags, dates, --to not "
+    "after --from); 3 cannot reach capxd, TLS\nfailed or cannot reach the database; 4 capxd "
+    "failed (5xx).";
 
 static PGconn *connect_db(void)
 {
@@ -374,9 +395,34 @@ static int check(struct cli *c, char **args)
     return rc;
 }
 
+static int payout(struct cli *c, char **args)
+{
+    UNUSED(args);
+    char kb[64];
+    return report_payout(c, f_until, idem_key(kb, sizeof kb));
+}
+
+static int settlement(struct cli *c, char **args)
+{
+    UNUSED(args);
+    return report_settlement(c, f_from, f_to);
+}
+
+/* ---- reports read from the database (read-only) ---- */
+
+static int trial_balance(PGconn *db, enum cli_format fmt)
+{
+    return report_trial_balance(db, fmt, f_at && *f_at ? f_at : NULL);
+}
+
+static int market_report(PGconn *db, enum cli_format fmt)
+{
+    return report_market(db, fmt, f_from, f_to);
+}
+
 /* ---- dispatch ---- */
 
-enum runs_on { DB, API };
+enum runs_on { DB, API, DB_REPORT };
 
 struct command {
     const char *noun, *verb; /* verb NULL for one-word commands */
@@ -388,30 +434,41 @@ struct command {
     enum runs_on on;
     int (*api)(struct cli *c, char **args);
     int (*db)(PGconn *c);
+    int (*report)(PGconn *c, enum cli_format fmt);
 };
 
 #define FLAGS(t) t, ARRAY_LEN(t)
 static const struct command commands[] = {
     {"migrate", NULL, "", 0, "apply missing schema migrations (a second run does nothing)", NULL, 0,
-     DB, NULL, cmd_migrate},
+     DB, NULL, cmd_migrate, NULL},
     {"schema-check", NULL, "", 0,
      "exit 0 when the schema is current, 1 naming the missing migration", NULL, 0, DB, NULL,
-     cmd_schema_check},
+     cmd_schema_check, NULL},
     {"bootstrap", NULL, "", 0, "create the first admin account (--name N) and print its API key",
-     NULL, 0, DB, NULL, cmd_bootstrap},
-    {"accounts", "list", "", 0, "every account", FLAGS(fl_list), API, accounts_list, NULL},
+     NULL, 0, DB, NULL, cmd_bootstrap, NULL},
+    {"accounts", "list", "", 0, "every account", FLAGS(fl_list), API, accounts_list, NULL, NULL},
     {"accounts", "create", "", 0, "an account (--name N --roles buyer,provider); prints its key",
-     FLAGS(fl_acct_create), API, accounts_create, NULL},
+     FLAGS(fl_acct_create), API, accounts_create, NULL, NULL},
     {"keys", "create", "", 0, "another API key for --account ID", FLAGS(fl_key_create), API,
-     keys_create, NULL},
+     keys_create, NULL, NULL},
     {"keys", "revoke", "KEY_ID", 1, "revoke a key (it gets 401 from then on)", FLAGS(fl_idem), API,
-     keys_revoke, NULL},
+     keys_revoke, NULL, NULL},
     {"deposit", NULL, "", 0, "money in: --account ID --amount 5000.00", FLAGS(fl_money), API,
-     deposit, NULL},
+     deposit, NULL, NULL},
     {"withdraw", NULL, "", 0, "money out, at most the available balance", FLAGS(fl_money), API,
-     withdraw, NULL},
+     withdraw, NULL, NULL},
     {"check", NULL, "", 0, "the ledger invariants; exit 1 on any violation", NULL, 0, API, check,
-     NULL},
+     NULL, NULL},
+    {"payout", NULL, "", 0, "pay providers' settled earnings up to --until T out (once per period)",
+     FLAGS(fl_payout), API, payout, NULL, NULL},
+    {"report", "settlement", "", 0,
+     "--from T --to T: providers, buyers, platform; tied to the ledger", FLAGS(fl_period), API,
+     settlement, NULL, NULL},
+    {"report", "trial-balance", "", 0,
+     "[--at T] every ledger account's debits, credits, balance; must balance", FLAGS(fl_at),
+     DB_REPORT, NULL, NULL, trial_balance},
+    {"report", "market", "", 0, "--from T --to T: volume, VWAP per market and hour, spot prices",
+     FLAGS(fl_period), DB_REPORT, NULL, NULL, market_report},
 };
 
 static char *global_usage(void)
@@ -425,7 +482,7 @@ static char *global_usage(void)
         char left[64];
         snprintf(left, sizeof left, "%s%s%s %s", commands[i].noun, commands[i].verb ? " " : "",
                  commands[i].verb ? commands[i].verb : "", commands[i].args);
-        len = cli_appendf(s, cap, len, "\n  %-22s %s", left, commands[i].summary);
+        len = cli_appendf(s, cap, len, "\n  %-26s %s", left, commands[i].summary);
     }
     snprintf(s + len, cap - len, "\n\n`capx-admin COMMAND --help` lists a command's flags.%s",
              usage_tail);
@@ -577,6 +634,31 @@ int main(int argc, char **argv)
             goto out;
         }
         rc = cmd->db(c);
+        PQfinish(c);
+    } else if (cmd->on == DB_REPORT) {
+        enum cli_format fmt = CLI_TABLE;
+        if (opt_format && !strcmp(opt_format, "csv"))
+            fmt = CLI_CSV;
+        else if (opt_format && !strcmp(opt_format, "json"))
+            fmt = CLI_JSON;
+        else if (opt_format && *opt_format && strcmp(opt_format, "table") != 0) {
+            fprintf(stderr, "capx-admin: --format must be table, csv or json, got \"%s\"\n",
+                    opt_format);
+            goto out;
+        }
+        int64_t t1, t2;
+        if (cmd->report == market_report && report_period("capx-admin", f_from, f_to, &t1, &t2) < 0)
+            goto out;
+        if (cmd->report == trial_balance && f_at && *f_at && capx_time_parse(f_at, &t1) < 0) {
+            fprintf(stderr, "capx-admin: --at: \"%s\" is not an RFC 3339 UTC time\n", f_at);
+            goto out;
+        }
+        PGconn *c = connect_db();
+        if (!c) {
+            rc = CLI_UNREACHABLE;
+            goto out;
+        }
+        rc = cmd->report(c, fmt);
         PQfinish(c);
     } else {
         struct cli c;
