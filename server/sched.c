@@ -218,6 +218,22 @@ static uint32_t node_usable_mask(const struct cluster_node *n)
     return m;
 }
 
+/* The pool's cluster counts one holder per GPU taken, so that pieces can be split and merged
+   freely (a failure gives back one GPU of a piece that was taken whole). */
+static void take_mask(struct cluster *c, uint32_t node, uint32_t mask)
+{
+    for (int g = 0; mask >> g; g++)
+        if (mask & (1u << g))
+            cluster_take(c, node, 1u << g, CLUSTER_GPU_MILLI, 0, 0);
+}
+
+static void give_mask(struct cluster *c, uint32_t node, uint32_t mask)
+{
+    for (int g = 0; mask >> g; g++)
+        if (mask & (1u << g))
+            cluster_give(c, node, 1u << g, CLUSTER_GPU_MILLI, 0, 0);
+}
+
 /* ---- dirty objects, written at the end of each entry point ---- */
 
 enum { D_CTR = 1, D_JOB = 2, D_SPOT = 3 };
@@ -629,7 +645,7 @@ static int64_t take_gpus(struct spool *sp, int64_t k, int rack, struct pieces *o
             uint32_t mask = gang_pick_gpus(&c->nodes[best], want);
             if (!mask)
                 break;
-            cluster_take(c, (uint32_t)best, mask, CLUSTER_GPU_MILLI, 0, 0);
+            take_mask(c, (uint32_t)best, mask);
             pieces_add(out, best, mask, NULL);
             got += popc(mask);
         }
@@ -653,7 +669,7 @@ static int64_t take_gpus(struct spool *sp, int64_t k, int rack, struct pieces *o
         if (gang_choose(c, &j, al, &n) < 0)
             break;
         for (uint32_t i = 0; i < n; i++) {
-            cluster_take(c, al[i].node, al[i].gpu_mask, CLUSTER_GPU_MILLI, 0, 0);
+            take_mask(c, al[i].node, al[i].gpu_mask);
             pieces_add(out, (int32_t)al[i].node, al[i].gpu_mask, NULL);
             got += popc(al[i].gpu_mask);
         }
@@ -667,7 +683,7 @@ static void give_pieces(struct spool *sp, struct pieces *p)
     sp->cache_ok = 0;
     for (int i = 0; i < p->n; i++)
         if (!p->v[i].host)
-            cluster_give(&sp->c, (uint32_t)p->v[i].node, p->v[i].mask, CLUSTER_GPU_MILLI, 0, 0);
+            give_mask(&sp->c, (uint32_t)p->v[i].node, p->v[i].mask);
     p->n = 0;
 }
 
@@ -680,8 +696,7 @@ static void strip_spot(struct sched *s, struct spool *sp)
         int changed = 0;
         for (int k = 0; k < x->pl.n;) {
             if (!x->pl.v[k].host) {
-                cluster_give(&sp->c, (uint32_t)x->pl.v[k].node, x->pl.v[k].mask, CLUSTER_GPU_MILLI,
-                             0, 0);
+                give_mask(&sp->c, (uint32_t)x->pl.v[k].node, x->pl.v[k].mask);
                 x->pl.v[k] = x->pl.v[--x->pl.n];
                 changed = 1;
             } else {
@@ -886,7 +901,7 @@ static void sync_spot(struct sched *s, struct spool *sp)
                 continue;
             }
             if (!pc->host)
-                cluster_give(&sp->c, (uint32_t)pc->node, pc->mask, CLUSTER_GPU_MILLI, 0, 0);
+                give_mask(&sp->c, (uint32_t)pc->node, pc->mask);
             *pc = x->pl.v[--x->pl.n];
             changed = 1;
         }
@@ -1135,8 +1150,7 @@ static void evict(struct sched *s, struct spool *sp, int32_t node, uint32_t mask
         }
         for (int k = 0; k < c->pl.n; k++)
             if (c->pl.v[k].node == node) {
-                cluster_give(&sp->c, (uint32_t)node, c->pl.v[k].mask & hit, CLUSTER_GPU_MILLI, 0,
-                             0);
+                give_mask(&sp->c, (uint32_t)node, c->pl.v[k].mask & hit);
                 c->pl.v[k].mask &= ~hit;
                 if (!c->pl.v[k].mask)
                     c->pl.v[k--] = c->pl.v[--c->pl.n];
@@ -1325,6 +1339,22 @@ void sched_minute(struct market *m, int64_t t)
             expire_jobs(s, sp->act[a], t);
     }
     flush_writes(s);
+}
+
+int sched_minute_work(struct market *m)
+{
+    struct sched *s = S(m);
+    size_t i = 0;
+    const char *k;
+    void *v;
+    while (hmap_next(&s->pools, &i, &k, &v)) {
+        struct spool *sp = v;
+        for (int a = 0; a < sp->nact; a++)
+            for (int j = 0; j < sp->act[a]->njobs; j++)
+                if (sp->act[a]->jobs[j]->hours && sp->act[a]->jobs[j]->status[0] == 'r')
+                    return 1;
+    }
+    return 0;
 }
 
 void sched_round_done(struct market *m, int64_t t)
@@ -1691,7 +1721,7 @@ int sched_load(struct market *m, PGconn *conn, char *err, size_t errlen)
             struct sctr *sc = hmap_get(&s->ctrs, holder);
             if (!sc || !sc->active)
                 continue;
-            cluster_take(&sp->c, (uint32_t)node, mask, CLUSTER_GPU_MILLI, 0, 0);
+            take_mask(&sp->c, (uint32_t)node, mask);
             pieces_add(&sc->pl, node, mask, NULL);
         } else if (!strncmp(holder, "job_", 4)) {
             struct sjob *j = hmap_get(&s->jobs, holder);
@@ -1709,7 +1739,7 @@ int sched_load(struct market *m, PGconn *conn, char *err, size_t errlen)
             if (!PQgetisnull(r, i, 4) && !host)
                 continue;
             if (!host)
-                cluster_take(&sp->c, (uint32_t)node, mask, CLUSTER_GPU_MILLI, 0, 0);
+                take_mask(&sp->c, (uint32_t)node, mask);
             pieces_add(&x->pl, node, mask, host);
         }
     }

@@ -341,4 +341,56 @@ except SystemExit:
     pass
 finally:
     e.close()
+
+
+# ---- 8. the seeded failure process: the same seed gives the same failures, across a restart.
+def failure_run(kill_at):
+    """Failed hardware and the contract's losses after each of 12 hours; kill -9 at kill_at."""
+    f = Env("schedf", clock="sim:" + T0,
+            extra={"CAPX_SCHED_MTBF_H": 40, "CAPX_SCHED_REPAIR_H": 3, "CAPX_SCHED_SEED": 7})
+    out = []
+    try:
+        f.up()
+
+        def api(method, path, body=None, key="admin"):
+            st, _, b = f.req(method, path, body, key=key)
+            assert st in (200, 201), (method, path, st, b)
+            return b
+
+        p = api("POST", "/v1/accounts", {"name": "p", "roles": ["provider"]})
+        b = api("POST", "/v1/accounts", {"name": "b", "roles": ["buyer"]})
+        api("POST", f"/v1/accounts/{b['id']}/deposits", {"amount": 10_000_000_000})
+        pool = api("POST", "/v1/pools", {"name": "f", "gpu_model": MODEL, "region": "r",
+                                         "nodes": 8, "gpus_per_node": 8}, key=p["api_key"])
+        api("POST", "/v1/offers", {"pool_id": pool["id"], "gpus": 64, "start": iso(H),
+                                   "end": iso(24 * H), "price": 1_000_000}, key=p["api_key"])
+        o = api("POST", "/v1/orders", {"kind": "reservation", "gpu_model": MODEL, "region": "r",
+                                       "gpus": 60, "start": iso(H), "hours": 20,
+                                       "limit_price": 1_000_000}, key=b["api_key"])
+        cid = o["contracts"][0]
+        for h in range(1, 13):
+            api("POST", "/v1/admin/clock", {"advance_seconds": H})
+            if h == kill_at:
+                kill9(f)
+                f.up()
+            pv = api("GET", f"/v1/pools/{pool['id']}", key=p["api_key"])
+            c = api("GET", f"/v1/contracts/{cid}", key=b["api_key"])
+            failed = sorted((n["node"], n["state"], tuple(n["failed_gpus"]))
+                            for n in pv["node_states"] if n["state"] != "up")
+            out.append((failed, c["lost_hours"], gpus_of(c["placement"]) + c["missing_gpus"]))
+    finally:
+        f.close()
+    return out
+
+
+try:
+    straight, restarted = failure_run(0), failure_run(6)
+    check(straight == restarted, f"same seed, same failures across a restart:\n{straight}\n{restarted}")
+    check(any(x[0] for x in straight), f"failures happen with sched_mtbf_h=40: {straight}")
+    check(all(x[2] == 60 for x in straight), "a contract's GPUs are placed or counted missing")
+    check(any(x[1] for x in straight), f"failures beyond the spare GPUs lose GPU-hours: {straight}")
+    seen = [set(n for n, _, _ in x[0]) for x in straight]
+    check(any(a - b for a, b in zip(seen, seen[1:])), f"failed nodes are repaired: {seen}")
+except Exception as ex:  # noqa: BLE001
+    check(False, f"failure process: {ex!r}")
 done()
