@@ -97,11 +97,6 @@ engine *engine_new(engine_sink_fn sink, void *ctx)
     idmap_init(&e->order_ids, 64);
     idmap_init(&e->model_ids, 16);
     sold_arena_init(&e->arena);
-    size_t hourly = SEARCH_CHUNK + ENGINE_MAX_HOURS + 1;
-    e->sc_avail = xmalloc(hourly * sizeof(int32_t));
-    e->sc_sold = xmalloc(hourly * sizeof(int32_t));
-    e->sc_dq = xmalloc(hourly * sizeof(int32_t));
-    e->sc_price = xmalloc((hourly + 1) * sizeof(int64_t));
     return e;
 }
 
@@ -214,8 +209,8 @@ size_t engine_memory(const engine *e)
         b += (size_t)(md->markets_cap + md->levels_cap) * sizeof(uint32_t);
         b += lbset_memory(&md->lb);
     }
-    size_t hourly = SEARCH_CHUNK + ENGINE_MAX_HOURS + 1;
-    b += hourly * (3 * sizeof(int32_t) + sizeof(int64_t));
+    if (e->sc_sold)
+        b += (SEARCH_CHUNK + ENGINE_MAX_HOURS + 1) * (3 * sizeof(int32_t) + sizeof(int64_t));
     b += e->sc_pools_cap * sizeof(uint32_t) + (e->sc_cand_cap + e->sc_sel_cap) * sizeof(cand);
     b += e->pieces_cap * sizeof(piece) + e->sc_retry_cap * sizeof(uint32_t);
     b += e->stamp_cap * sizeof(uint32_t);

@@ -34,6 +34,19 @@ static uint32_t first_offer(const engine *e, const pool *p, int64_t hour)
     return lo;
 }
 
+/* The hourly scratch arrays, made on first use (a rebuilt engine that never needs them is
+ * cheap to make). */
+static void hourly_scratch(engine *e)
+{
+    if (e->sc_sold)
+        return;
+    size_t hourly = SEARCH_CHUNK + ENGINE_MAX_HOURS + 1;
+    e->sc_avail = xmalloc(hourly * sizeof(int32_t));
+    e->sc_sold = xmalloc(hourly * sizeof(int32_t));
+    e->sc_dq = xmalloc(hourly * sizeof(int32_t));
+    e->sc_price = xmalloc((hourly + 1) * sizeof(int64_t));
+}
+
 /* out[i] = max(v[i .. i+win)) for i in [0, len-win]; dq: len ints of scratch. */
 static void sliding_max(const int32_t *v, int len, int win, int32_t *out, int32_t *dq)
 {
@@ -90,6 +103,7 @@ static bool pool_window(engine *e, uint32_t pi, int64_t cs, int wn, const want *
             return true;
         }
         int len = wn - 1 + H;
+        hourly_scratch(e);
         soldmap_hourly(&p->sold, &e->arena, a, b, e->sc_sold);
         sliding_max(e->sc_sold, len, H, win, e->sc_dq);
         for (int i = 0; i < wn; i++) {
@@ -125,6 +139,7 @@ static bool pool_window(engine *e, uint32_t pi, int64_t cs, int wn, const want *
     }
     /* Many starts: hourly unsold GPUs and prices over the span, sliding windows. */
     int len = wn - 1 + H;
+    hourly_scratch(e);
     int32_t *avail = e->sc_avail;
     int64_t *pre = e->sc_price; /* prefix sums of prices */
     memset(avail, 0, (size_t)len * sizeof(int32_t));

@@ -9,11 +9,13 @@
  * within its limit, all-or-none respected, the book at rest (no resting order
  * could fill now, which is what price-time priority and the re-try rule
  * guarantee), spot winners paying one price within their limits and above the
- * reserves used, and every few commands the book rebuilt from its open
- * entities has the same digest (and the run continues on the rebuilt engine).
+ * reserves used, and after every command (every N with --rebuild-every N) the
+ * book rebuilt from its open entities has the same digest (and the run
+ * continues on the rebuilt engine).
  *
  *   test_matching_random --streams N [--seed S]   N streams from seed S
  *   test_matching_random --seconds T              streams until T seconds pass
+ *   ... --rebuild-every N                         rebuild check every N commands (1)
  */
 #include "matching/engine.h"
 #include "tests/matching/ref.h"
@@ -77,6 +79,7 @@ typedef struct world {
 } world;
 
 static int stream_failed;
+static int rebuild_every = 1; /* --rebuild-every N */
 
 #define SCHECK(c)                                                                                  \
     do {                                                                                           \
@@ -360,7 +363,7 @@ static void run_stream(uint64_t seed, int ncmds)
             break;
         }
         /* rebuild from the open entities: same digest; carry on with the rebuilt engine */
-        if (c % 10 == 9) {
+        if (c % rebuild_every == rebuild_every - 1) {
             size_t before = eb.n;
             engine *e2 = ref_rebuild(r, sink, &eb);
             uint64_t d1 = engine_digest(e), d2 = engine_digest(e2);
@@ -389,6 +392,8 @@ int main(int argc, char **argv)
             streams = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--seconds"))
             seconds = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--rebuild-every"))
+            rebuild_every = atoi(argv[i + 1]) > 0 ? atoi(argv[i + 1]) : 1;
         else if (!strcmp(argv[i], "--seed"))
             seed = strtoull(argv[i + 1], NULL, 10);
     }
