@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/sim/market.h"
 #include "bench/sim/trace.h"
 #include "scheduler/place.h"
 
@@ -373,5 +374,7 @@ int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "trace") == 0)
         return cmd_trace(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "market") == 0)
+        return msim_main(argc - 2, argv + 2);
     return usage();
 }
