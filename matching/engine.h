@@ -76,8 +76,22 @@ enum engine_reason {
 };
 
 /*
- * One event. Fields a kind does not use are zero, so events compare with memcmp.
- * FILL: amount = price * gpus * (end - start); trade = the engine's trade number.
+ * One event. Fields a kind does not use are zero, so events compare with memcmp. By kind:
+ *   ORDER_ACCEPTED   order buyer model region seq gpus start end(=latest start) price(=limit)
+ *   FILL             order offer pool buyer provider model region seq(=trade number) gpus
+ *                    filled [start,end) price amount(= price * gpus * (end - start))
+ *   ORDER_DONE       reason order buyer model region gpus(=unfilled) filled
+ *                    start(=start its fills fixed, or -1) pool(=pool a single_pool order's
+ *                    fills fixed, or 0)
+ *   OFFER_ACCEPTED   offer pool provider model region seq gpus start end price (spot: price =
+ *                    reserve, start = end = 0)
+ *   OFFER_DONE       reason offer pool provider model region
+ *   SPOT_BID_ACCEPTED order buyer model region seq gpus price(=limit)
+ *   SPOT_WON         order buyer model region gpus price(=P) pool provider offer
+ *   SPOT_PREEMPTED   reason order buyer model region gpus pool provider offer
+ *   SPOT_BID_DONE    reason order buyer model region gpus [pool provider offer if running]
+ *   SPOT_ROUND       model region price(=P, 0 without winners) gpus(=running) filled(=winners)
+ * and every event carries the command's now.
  */
 typedef struct engine_event {
     uint8_t kind;      /* enum engine_event_kind */
