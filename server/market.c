@@ -272,6 +272,12 @@ void market_sql(struct market *m, const char *sql, int n, const char *const *val
 
 void market_reply(struct market *m, struct app_req *r, int status, json_t *body)
 {
+    if (!m->open && !m->inflight && body) {
+        /* Nothing was changed for this request and nothing uncommitted is in memory: a read
+           answers at once. (A handler that changes anything opens the turn before replying.) */
+        app_reply(r, status, body);
+        return;
+    }
     struct turn *t = turn(m);
     char *s = body ? json_dumps(body, JSON_COMPACT) : xstrdup("");
     json_decref(body);
@@ -310,31 +316,11 @@ static struct ledger_batch *phase(struct turn *t)
     return t->phases[t->nphases - 1];
 }
 
-/* A post or void of a hold created in the current phase starts a new phase: a batch sees
-   only holds that were committed before it ran. */
-static struct ledger_batch *phase_for_resolve(struct turn *t, const char *hold)
-{
-    if (hmap_get(&t->phase_holds, hold)) {
-        if (t->nphases == t->capphases) {
-            t->capphases *= 2;
-            t->phases = xrealloc(t->phases, sizeof *t->phases * (size_t)t->capphases);
-        }
-        t->phases[t->nphases++] = ledger_batch_new();
-        hmap_free(&t->phase_holds);
-        hmap_init(&t->phase_holds);
-    }
-    return phase(t);
-}
-
 static void add_transfer(struct market *m, const struct ledger_transfer *x)
 {
     struct turn *t = turn(m);
-    struct ledger_batch *b = (x->flags == LEDGER_POST || x->flags == LEDGER_VOID)
-                                 ? phase_for_resolve(t, x->pending_id)
-                                 : phase(t);
-    ledger_batch_add(b, x);
-    if (x->flags == LEDGER_PENDING)
-        hmap_put(&t->phase_holds, x->id, (void *)1);
+    /* ledger_submit resolves holds created earlier in the same batch: one batch per turn. */
+    ledger_batch_add(phase(t), x);
 }
 
 void market_transfer(struct market *m, const struct ledger_transfer *x)
@@ -664,6 +650,16 @@ static void flush(struct market *m)
     if (!t || m->inflight)
         return;
     m->open = NULL;
+    if (!t->job && t->ndirty == 0 && t->nphases == 0 && t->sim_now < 0) {
+        /* Only reads: nothing to commit, and nothing uncommitted is in memory any more. */
+        for (int i = 0; i < t->nreplies; i++) {
+            struct pending_reply *p = &t->replies[i];
+            app_idem_finish(p->r, p->status, p->body);
+            http_reply(p->r->http, p->status, "application/json", p->body, strlen(p->body), NULL);
+        }
+        turn_free(t);
+        return;
+    }
     if (!t->job)
         t->job = db_job_new(NULL, NULL);
     struct db_job *job = t->job;
