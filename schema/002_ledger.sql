@@ -287,18 +287,12 @@ DECLARE
     rcr text[];
     ramt bigint[];
     fast boolean;
-    g_id text[];
-    g_dpend bigint[];
-    g_dpost bigint[];
-    g_cpend bigint[];
-    g_cpost bigint[];
+    rel bigint[];
     k int;
     s int;
     failed int;
     all_exist boolean;
     accts text[];
-    g_dgrow bigint[];
-    g_cgrow bigint[];
     n_upd bigint;
     n_near bigint;
 BEGIN
@@ -389,39 +383,13 @@ BEGIN
           FROM x
     ), c2 AS (
         SELECT c.i, c.ch, c.fl, c.rdr, c.rcr, c.ramt, c.rel, c.r0 FROM c
-    ), d AS ( -- what each valid transfer adds to each side's totals
-        SELECT c.rdr AS acct,
-               CASE c.fl WHEN 1 THEN c.ramt WHEN 0 THEN 0 ELSE -c.rel END AS dpend,
-               CASE WHEN c.fl IN (0, 2) THEN c.ramt ELSE 0 END AS dpost,
-               0::bigint AS cpend, 0::bigint AS cpost,
-               CASE WHEN c.fl IN (0, 1) THEN c.ramt ELSE 0 END AS dgrow, 0::bigint AS cgrow
-          FROM c2 c WHERE c.r0 = 0
-        UNION ALL
-        SELECT c.rcr, 0, 0,
-               CASE c.fl WHEN 1 THEN c.ramt WHEN 0 THEN 0 ELSE -c.rel END,
-               CASE WHEN c.fl IN (0, 2) THEN c.ramt ELSE 0 END,
-               0, CASE WHEN c.fl IN (0, 1) THEN c.ramt ELSE 0 END
-          FROM c2 c WHERE c.r0 = 0
-    ), g AS ( -- per account: the batch's net effect, and how much it can grow each limit
-        SELECT d.acct, sum(d.dpend) AS dpend, sum(d.dpost) AS dpost, sum(d.cpend) AS cpend,
-               sum(d.cpost) AS cpost, sum(d.dgrow) AS dgrow, sum(d.cgrow) AS cgrow
-          FROM d GROUP BY d.acct
-    ), gs AS ( -- the per-account arrays, sorted once (aggregates keep their input's order)
-        SELECT array_agg(o.acct) AS acct, array_agg(o.dpend::bigint) AS dpend,
-               array_agg(o.dpost::bigint) AS dpost, array_agg(o.cpend::bigint) AS cpend,
-               array_agg(o.cpost::bigint) AS cpost, array_agg(o.dgrow::bigint) AS dgrow,
-               array_agg(o.cgrow::bigint) AS cgrow
-          FROM (SELECT * FROM g ORDER BY g.acct) o
     )
     SELECT array_agg(c.r0), array_agg(c.rdr), array_agg(c.rcr), array_agg(c.ramt),
-           (SELECT gs.acct FROM gs), (SELECT gs.dpend FROM gs), (SELECT gs.dpost FROM gs),
-           (SELECT gs.cpend FROM gs), (SELECT gs.cpost FROM gs), (SELECT gs.dgrow FROM gs),
-           (SELECT gs.cgrow FROM gs),
+           array_agg(c.rel),
            bool_and(c.r0 IN (0, 1, 2))
            AND NOT EXISTS (SELECT 1 FROM c2 h WHERE h.ch <> 0 GROUP BY h.ch
                             HAVING bool_or(h.r0 = 0) AND bool_or(h.r0 <> 0))
-      INTO res, rdr, rcr, ramt, g_id, g_dpend, g_dpost, g_cpend, g_cpost, g_dgrow, g_cgrow,
-           fast
+      INTO res, rdr, rcr, ramt, rel, fast
       FROM (SELECT * FROM c2 ORDER BY c2.i) c;
     END IF;
 
@@ -431,20 +399,39 @@ BEGIN
     -- the validation read, all of it is undone and the sequential path decides.
     IF fast THEN
         BEGIN
-            WITH upd AS (
+            WITH v AS ( -- what each applied transfer adds to each side's totals
+                SELECT u.dr AS acct,
+                       CASE u.fl WHEN 1 THEN u.amt WHEN 0 THEN 0 ELSE -u.rel END AS dpend,
+                       CASE WHEN u.fl IN (0, 2) THEN u.amt ELSE 0 END AS dpost,
+                       0::bigint AS cpend, 0::bigint AS cpost,
+                       CASE WHEN u.fl IN (0, 1) THEN u.amt ELSE 0 END AS dgrow, 0::bigint AS cgrow
+                  FROM unnest(rdr, ramt, rel, p_flags, res) AS u(dr, amt, rel, fl, r)
+                 WHERE u.r = 0
+                UNION ALL
+                SELECT u.cr, 0, 0,
+                       CASE u.fl WHEN 1 THEN u.amt WHEN 0 THEN 0 ELSE -u.rel END,
+                       CASE WHEN u.fl IN (0, 2) THEN u.amt ELSE 0 END,
+                       0, CASE WHEN u.fl IN (0, 1) THEN u.amt ELSE 0 END
+                  FROM unnest(rcr, ramt, rel, p_flags, res) AS u(cr, amt, rel, fl, r)
+                 WHERE u.r = 0
+            ), g AS ( -- per account, in id order: the net change, how much each limit can grow
+                SELECT v.acct, sum(v.dpend)::bigint AS dpend, sum(v.dpost)::bigint AS dpost,
+                       sum(v.cpend)::bigint AS cpend, sum(v.cpost)::bigint AS cpost,
+                       sum(v.dgrow) AS dgrow, sum(v.cgrow) AS cgrow
+                  FROM v GROUP BY v.acct ORDER BY v.acct
+            ), upd AS (
                 UPDATE ledger_accounts a
-                   SET debits_pending = a.debits_pending + u.dpend,
-                       debits_posted = a.debits_posted + u.dpost,
-                       credits_pending = a.credits_pending + u.cpend,
-                       credits_posted = a.credits_posted + u.cpost
-                  FROM unnest(g_id, g_dpend, g_dpost, g_cpend, g_cpost, g_dgrow, g_cgrow)
-                       AS u(id, dpend, dpost, cpend, cpost, dgrow, cgrow)
-                 WHERE a.id = u.id
-             RETURNING a.flags, a.debits_pending - u.dpend AS dpend, a.debits_posted - u.dpost AS dpost,
-                       a.credits_pending - u.cpend AS cpend, a.credits_posted - u.cpost AS cpost,
-                       u.dgrow, u.cgrow
+                   SET debits_pending = a.debits_pending + g.dpend,
+                       debits_posted = a.debits_posted + g.dpost,
+                       credits_pending = a.credits_pending + g.cpend,
+                       credits_posted = a.credits_posted + g.cpost
+                  FROM g
+                 WHERE a.id = g.acct
+             RETURNING a.flags, a.debits_pending - g.dpend AS dpend,
+                       a.debits_posted - g.dpost AS dpost, a.credits_pending - g.cpend AS cpend,
+                       a.credits_posted - g.cpost AS cpost, g.dgrow, g.cgrow
             )
-            SELECT count(*),
+            SELECT count(*) - (SELECT count(*) FROM g),
                    count(*) FILTER (
                      WHERE (flags & 1 <> 0 AND dpend::numeric + dpost - cpost + dgrow > 0)
                         OR (flags & 2 <> 0 AND cpend::numeric + cpost - dpost + cgrow > 0)
@@ -454,7 +441,7 @@ BEGIN
                         OR cpost::numeric + cgrow > 9223372036854775807)
               INTO n_upd, n_near
               FROM upd;
-            IF n_upd <> coalesce(cardinality(g_id), 0) OR n_near > 0 THEN
+            IF n_upd <> 0 OR n_near > 0 THEN -- an account missing, or one near its limit
                 RAISE EXCEPTION USING ERRCODE = 'P0L02';
             END IF;
             INSERT INTO ledger_transfers (id, debit_account, credit_account, amount, kind, ref,

@@ -215,7 +215,8 @@ static void *client_main(void *arg)
         for (int i = 0; i < cl->batch; i++) {
             int k = (int)(rand_r(&cl->seed) % 100), a = pick(&cl->seed), d = pick(&cl->seed);
             struct ledger_transfer t = {.kind = "fill", .amount = 1 + rand_r(&cl->seed) % 100000};
-            snprintf(ids[i], sizeof ids[i], "r%dc%d-%ld", cl->run, cl->no, cl->seq++);
+            snprintf(ids[i], sizeof ids[i], "%x.r%dc%d-%ld", (unsigned)getpid(), cl->run, cl->no,
+                     cl->seq++);
             t.id = ids[i];
             owner_of(a, owner);
             ledger_cash_id(owner, dr[i], sizeof dr[i]);
