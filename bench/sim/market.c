@@ -78,7 +78,7 @@ static struct scen {
     double offer_block_days, offer_ahead_days, price_spread;
     double resv_load, resv_hours_min, resv_hours_max, resv_lead_max_h, resv_flex_pct,
         resv_flex_max_h, resv_single_pool_pct, resv_any_region_pct, resv_limit_min, resv_limit_max;
-    double spot_bids_per_hour, spot_life_min_h, spot_life_max_h, spot_reserve, spot_limit_min,
+    double spot_bid_rate, spot_life_min_h, spot_life_max_h, spot_reserve, spot_limit_min,
         spot_limit_max, spot_round_min, notice_s;
     double node_mtbf_h, node_repair_h, gpu_mtbf_h, gpu_repair_h, buyers;
     char models[256], resv_gpus[256], spot_gpus[256];
@@ -129,7 +129,7 @@ static const struct opt opts[] = {
     NUM(resv_any_region_pct, "30", 0, 100, "% of reservations that accept any region"),
     NUM(resv_limit_min, "0.9", 0.01, 100, "limit price / model price, low"),
     NUM(resv_limit_max, "1.4", 0.01, 100, "limit price / model price, high"),
-    NUM(spot_bids_per_hour, "20", 0, 100000, "spot bids arriving per hour"),
+    NUM(spot_bid_rate, "0.6", 0, 1000, "spot bids arriving per hour per 1,000 GPUs"),
     STR(spot_gpus, "1:20,8:30,16:20,32:15,64:10,128:5", "spot gang sizes as GPUS:WEIGHT,..."),
     NUM(spot_life_min_h, "2", 0.02, 8784, "a spot bid is cancelled after this many hours, low"),
     NUM(spot_life_max_h, "48", 0.02, 8784, "a spot bid's lifetime, high"),
@@ -352,10 +352,12 @@ struct ctr {
     int32_t gpus;
     int64_t start, end; /* hours */
     int state;
-    int next;        /* the contract continuing this one (next offer block), or CTR_NONE */
-    int cont;        /* continues the previous block's contract: takes over its GPUs */
-    int32_t missing; /* GPUs not placed (failures) */
-    int64_t lost;    /* GPU-hours lost */
+    int next;           /* the contract continuing this one (next offer block), or CTR_NONE */
+    int cont;           /* continues the previous block's contract: takes over its GPUs */
+    int gang;           /* of a single_pool order: the buyer's gang (multi-pool pieces are not) */
+    int32_t missing;    /* GPUs not placed (failures) */
+    struct pieces plan; /* planned at the notice point on GPUs of contracts ending at its start */
+    int64_t lost;       /* GPU-hours lost */
     struct pieces pl;
 };
 
@@ -430,6 +432,8 @@ struct sim {
     struct rng r_layout, r_orders, r_bids, r_fail;
     int64_t now, t_end, h_end; /* h_end: first hour after the horizon */
     uint64_t next_id;
+    uint8_t *gang_order; /* by order id: 1 for single_pool orders */
+    uint64_t ngang;
     int why; /* why the engine is being asked to preempt */
     /* utilization */
     int64_t busy, busy_spot, last_t;
@@ -438,7 +442,7 @@ struct sim {
     long orders, orders_filled, bids_n, offers_n;
     long started, on_time, had_gpus, short_at_start, continued;
     long small, small_one_rack, fewest_racks, placed_full;
-    long preempt[WHY_N], won;
+    long preempt[WHY_N], won, spot_moved;
     long node_fail, gpu_fail, ctr_hit, ctr_replaced_rack;
     int64_t lost_gpu_hours, asked_gpu_hours, sold_gpu_hours, offered_gpu_hours;
 };
@@ -715,6 +719,7 @@ static void new_contract(struct sim *s, const engine_event *ev)
     c->start = ev->start;
     c->end = ev->end;
     c->next = CTR_NONE;
+    c->gang = ev->order < s->ngang && s->gang_order[ev->order];
     /* One order's piece over several offer blocks is one contract per block (FILL events of
        a piece come in time order): the buyer keeps its GPUs across the boundary. */
     if (ix > 0) {
@@ -846,6 +851,108 @@ static void fill_contract(struct sim *s, struct ctr *c, int rack, int why)
     set_missing(s, c, c->missing - take_gpus(s, p, c->missing, rack, &c->pl, 0));
 }
 
+/* ---- the notice point: where starting contracts go, and spot making way ---- */
+
+static void cl_give(struct cluster *c, const struct pieces *pl)
+{
+    for (int i = 0; i < pl->n; i++)
+        cluster_give(c, (uint32_t)pl->v[i].node, pl->v[i].mask, CLUSTER_GPU_MILLI, 0, 0);
+}
+
+static void cl_take(struct cluster *c, const struct pieces *pl)
+{
+    for (int i = 0; i < pl->n; i++)
+        cluster_take(c, (uint32_t)pl->v[i].node, pl->v[i].mask, CLUSTER_GPU_MILLI, 0, 0);
+}
+
+static int ending_here(const struct sim *s, const struct ctr *e, const struct pool *p)
+{
+    return e->state == C_ACTIVE && e->next == CTR_NONE && &s->pools[e->pool] == p;
+}
+
+/* Plans starting contract `ix` with gang_choose (fewest racks, whole nodes first) over the pool
+   as it will be at its start if spot makes way: GPUs spot holds and GPUs of contracts ending
+   then count as free, GPUs planned for contracts starting with it do not. Holds the planned
+   GPUs that are free now (spot on the others is moved off them now, or preempted by the
+   engine when there is no room to move it), and keeps the part on ending contracts in
+   c->plan for the start. */
+static void plan_contract(struct sim *s, int ix, int64_t rel)
+{
+    struct ctr *c = &s->ctrs[ix];
+    struct pool *p = &s->pools[c->pool];
+    struct cluster *cl = &p->c;
+    const struct ivec *ends = &s->ends[rel], *starts = &s->starts[rel];
+    /* the view: spot and ending contracts given back, earlier plans on ending GPUs kept */
+    for (int i = 0; i < p->spot.n; i++)
+        cl_give(cl, &s->bids[p->spot.v[i]].pl);
+    for (int i = 0; i < ends->n; i++)
+        if (ending_here(s, &s->ctrs[ends->v[i]], p))
+            cl_give(cl, &s->ctrs[ends->v[i]].pl);
+    for (int i = 0; i < starts->n && starts->v[i] != ix; i++)
+        if (s->ctrs[starts->v[i]].pool == c->pool)
+            cl_take(cl, &s->ctrs[starts->v[i]].plan);
+    struct cluster_alloc *al = xmalloc((size_t)cl->nnodes * sizeof *al);
+    struct job_spec j = {.id = 1,
+                         .gpus = c->gpus,
+                         .gpu_milli = CLUSTER_GPU_MILLI,
+                         .gang = true,
+                         .prio = JOB_RESERVATION};
+    uint32_t nal = 0;
+    int ok = c->gpus <= JOB_MAX_GPUS && gang_choose(cl, &j, al, &nal) == 0;
+    for (int i = 0; i < starts->n && starts->v[i] != ix; i++)
+        if (s->ctrs[starts->v[i]].pool == c->pool)
+            cl_give(cl, &s->ctrs[starts->v[i]].plan);
+    for (int i = 0; i < ends->n; i++)
+        if (ending_here(s, &s->ctrs[ends->v[i]], p))
+            cl_take(cl, &s->ctrs[ends->v[i]].pl);
+    for (int i = 0; i < p->spot.n; i++)
+        cl_take(cl, &s->bids[p->spot.v[i]].pl);
+    if (!ok) { /* the pool lacks healthy GPUs: the start takes what there is */
+        free(al);
+        return;
+    }
+    /* spot on planned GPUs moves */
+    struct ivec moving = {0};
+    for (int i = 0; i < p->spot.n; i++) {
+        struct bid *b = &s->bids[p->spot.v[i]];
+        int hit = 0;
+        for (int k = 0; k < b->pl.n && !hit; k++)
+            for (uint32_t a = 0; a < nal && !hit; a++)
+                hit = (int32_t)al[a].node == b->pl.v[k].node && (al[a].gpu_mask & b->pl.v[k].mask);
+        if (hit) {
+            give_all(s, p, &b->pl, 1);
+            ivec_push(&moving, (int)(b - s->bids));
+        }
+    }
+    /* the planned GPUs free now are the contract's from now; the rest wait for the start */
+    for (uint32_t a = 0; a < nal; a++) {
+        uint32_t now_free = al[a].gpu_mask & node_free_mask(&cl->nodes[al[a].node]);
+        if (now_free) {
+            hold(s, p, &c->pl, (int32_t)al[a].node, now_free, 0);
+            p->need_next -= popc(now_free);
+        }
+        if (al[a].gpu_mask & ~now_free)
+            pieces_add(&c->plan, (int32_t)al[a].node, al[a].gpu_mask & ~now_free);
+    }
+    free(al);
+    for (int i = 0; i < moving.n; i++) {
+        struct bid *b = &s->bids[moving.v[i]];
+        for (;;) {
+            if (b->pool < 0) /* the engine preempted it to make room */
+                break;
+            recount(s, p);
+            if (p->free_gpus >= b->gpus) {
+                CAPX_ASSERT(take_gpus(s, p, b->gpus, -1, &b->pl, 1) == b->gpus);
+                s->spot_moved++;
+                break;
+            }
+            /* no room to move it: the engine preempts by priority until there is */
+            reclaim(s, p, p->spot_running - (b->gpus - p->free_gpus), WHY_NOTICE);
+        }
+    }
+    free(moving.v);
+}
+
 static void start_contract(struct sim *s, int ix)
 {
     struct ctr *c = &s->ctrs[ix];
@@ -858,10 +965,20 @@ static void start_contract(struct sim *s, int ix)
         return; /* its GPUs came from the previous block's contract */
     }
     s->started++;
+    /* the plan made at the notice point: GPUs of the contracts that just ended */
+    for (int i = 0; i < c->plan.n; i++) {
+        const struct cluster_node *n = &p->c.nodes[c->plan.v[i].node];
+        uint32_t m = c->plan.v[i].mask & node_free_mask(n);
+        if (m)
+            hold(s, p, &c->pl, c->plan.v[i].node, m, 0);
+    }
+    free(c->plan.v);
+    c->plan = (struct pieces){0};
     recount(s, p);
-    int had = p->free_gpus + p->spot_held >= c->gpus;
+    int32_t held = pieces_gpus(&c->pl);
+    int had = held + p->free_gpus + p->spot_held >= c->gpus;
     long late = s->preempt[WHY_START];
-    set_missing(s, c, c->gpus);
+    set_missing(s, c, c->gpus - held);
     fill_contract(s, c, -1, WHY_START);
     if (had) {
         /* A sold reservation whose pool has the GPUs starts on time, whole. */
@@ -876,12 +993,14 @@ static void start_contract(struct sim *s, int ix)
         s->on_time++;
         int racks = racks_of(&c->pl);
         int32_t rack_gpus = (int32_t)(sc.nodes_per_rack * sc.gpus_per_node);
-        if (c->gpus <= rack_gpus) {
+        if (c->gang && c->gpus <= rack_gpus) {
             s->small++;
             s->small_one_rack += racks == 1;
         }
-        s->fewest_racks += racks == (c->gpus + rack_gpus - 1) / rack_gpus;
-        s->placed_full++;
+        if (c->gang) {
+            s->fewest_racks += racks == (c->gpus + rack_gpus - 1) / rack_gpus;
+            s->placed_full++;
+        }
     }
 }
 
@@ -1159,6 +1278,13 @@ static void new_order(struct sim *s)
         (int64_t)(s->models[p->model].price * rrange(r, sc.resv_limit_min, sc.resv_limit_max));
     o.all_or_none = true;
     o.single_pool = runif(r) * 100 < sc.resv_single_pool_pct;
+    if (o.id >= s->ngang) {
+        uint64_t n = o.id * 2 + 1024;
+        s->gang_order = xrealloc(s->gang_order, n);
+        memset(s->gang_order + s->ngang, 0, n - s->ngang);
+        s->ngang = n;
+    }
+    s->gang_order[o.id] = o.single_pool;
     o.tif = ENGINE_GTC;
     s->orders++;
     s->asked_gpu_hours += (int64_t)o.gpus * o.hours;
@@ -1264,6 +1390,9 @@ static void notice_point(struct sim *s, int64_t h)
     for (int i = 0; i < s->npools; i++)
         if (s->pools[i].need_next)
             reclaim(s, &s->pools[i], spot_idle(s, &s->pools[i]), WHY_NOTICE);
+    for (int i = 0; i < s->starts[rel].n; i++)
+        if (!s->ctrs[s->starts[rel].v[i]].cont)
+            plan_contract(s, s->starts[rel].v[i], rel);
 }
 
 static double wall(void)
@@ -1277,7 +1406,7 @@ static void run(struct sim *s)
 {
     int64_t t0 = T0_HOUR * HOUR;
     int64_t round = (int64_t)sc.spot_round_min * 60, notice = (int64_t)sc.notice_s;
-    double resv_rate = 0, bid_rate = sc.spot_bids_per_hour;
+    double resv_rate = 0, bid_rate = 0;
     {
         /* orders per hour so that GPU-hours asked = resv_load x GPU-hours offered per hour */
         double tot = 0, mean_g = 0;
@@ -1293,6 +1422,7 @@ static void run(struct sim *s)
         for (int i = 0; i < s->npools; i++)
             offered += s->pools[i].offer_gpus;
         resv_rate = sc.resv_load * (double)offered / (mean_g * mean_h);
+        bid_rate = sc.spot_bid_rate * (double)s->total_gpus / 1000.0;
     }
     double next_order = (double)t0 + (resv_rate > 0 ? rexp(&s->r_orders, HOUR / resv_rate) : 1e30);
     double next_bid = (double)t0 + (bid_rate > 0 ? rexp(&s->r_bids, HOUR / bid_rate) : 1e30);
@@ -1379,7 +1509,8 @@ static void print_table(const struct sim *s, double secs)
     printf("%-58s %14ld\n", "  started short: pool lacked healthy GPUs (failures)",
            s->short_at_start);
     printf("%-58s %14ld\n", "  continued across offer blocks on the same GPUs", s->continued);
-    printf("%-58s %13.2f%%\n", "gangs of <= one rack kept in one rack", one_rack);
+    printf("%-58s %13.2f%%\n", "gangs (single-pool contracts) of <= a rack kept in one rack",
+           one_rack);
     printf("%-58s %13.2f%%\n", "gangs on the fewest racks possible",
            s->placed_full ? 100.0 * (double)s->fewest_racks / (double)s->placed_full : 100.0);
     printf("%-58s %14ld\n", "spot bids", s->bids_n);
@@ -1390,6 +1521,8 @@ static void print_table(const struct sim *s, double secs)
     printf("%-58s %14ld\n", "  by a failure (contract re-placed / spot GPUs lost)",
            s->preempt[WHY_FAILURE]);
     printf("%-58s %14ld\n", "  at a reservation start without notice", s->preempt[WHY_START]);
+    printf("%-58s %14ld\n", "spot bids moved off GPUs a starting gang needs, at notice",
+           s->spot_moved);
     printf("%-58s %14ld\n", "node failures", s->node_fail);
     printf("%-58s %14ld\n", "GPU failures", s->gpu_fail);
     printf("%-58s %14ld\n", "contracts hit by a failure", s->ctr_hit);
@@ -1475,8 +1608,10 @@ int msim_main(int argc, char **argv)
         free(s->pools[i].act.v);
         free(s->pools[i].spot.v);
     }
-    for (int i = 0; i < s->nctrs; i++)
+    for (int i = 0; i < s->nctrs; i++) {
         free(s->ctrs[i].pl.v);
+        free(s->ctrs[i].plan.v);
+    }
     for (size_t i = 0; i < s->nbids; i++)
         free(s->bids[i].pl.v);
     for (int64_t i = 0; i < nh; i++) {
@@ -1490,6 +1625,7 @@ int msim_main(int argc, char **argv)
     free(s->bids);
     free(s->livebids.v);
     free(s->reps);
+    free(s->gang_order);
     free(s->ev);
     free(s);
     return 0;
