@@ -1341,20 +1341,23 @@ void sched_minute(struct market *m, int64_t t)
     flush_writes(s);
 }
 
-int sched_minute_work(struct market *m)
+int64_t sched_next_due(struct market *m)
 {
     struct sched *s = S(m);
+    int64_t due = INT64_MAX;
     size_t i = 0;
     const char *k;
     void *v;
     while (hmap_next(&s->pools, &i, &k, &v)) {
         struct spool *sp = v;
         for (int a = 0; a < sp->nact; a++)
-            for (int j = 0; j < sp->act[a]->njobs; j++)
-                if (sp->act[a]->jobs[j]->hours && sp->act[a]->jobs[j]->status[0] == 'r')
-                    return 1;
+            for (int j = 0; j < sp->act[a]->njobs; j++) {
+                const struct sjob *jb = sp->act[a]->jobs[j];
+                if (jb->hours && jb->status[0] == 'r' && jb->started + jb->hours * HOUR < due)
+                    due = jb->started + jb->hours * HOUR;
+            }
     }
-    return 0;
+    return due;
 }
 
 void sched_round_done(struct market *m, int64_t t)

@@ -53,9 +53,9 @@ void sched_spot_won(struct market *m, struct order *o);
 void sched_spot_stopped(struct market *m, struct order *o);
 /* Start of minute t: jobs whose hours ran out complete, queued jobs start where room is. */
 void sched_minute(struct market *m, int64_t t);
-/* Whether minutes hold scheduler work (a running job with hours ends on its minute): a clock
-   advance that skips idle minutes must not skip these. */
-int sched_minute_work(struct market *m);
+/* When the next running job's hours run out (INT64_MAX: none): a clock advance that skips
+   idle minutes must still stop at that minute. */
+int64_t sched_next_due(struct market *m);
 /* After the spot round of t: running bids get their GPUs. */
 void sched_round_done(struct market *m, int64_t t);
 /* End of the hour work at t: repairs and failures due, contracts starting placed, spot

@@ -326,6 +326,28 @@ try:
     c3 = contract(C3)
     check(c3["lost_hours"] == [{"hour": iso(7 * H), "gpus": 1}], f"C3 lost 1 GPU-hour: {c3}")
 
+    # With no spot bid live the clock skips idle minutes, but not the minute a job's hours run
+    # out: the queued job starts then.
+    for oid in (S1["id"], S2["id"]):
+        st, b = api("DELETE", f"/v1/orders/{oid}", key=skey)
+        check(st == 200 and b["status"] == "cancelled", f"cancel spot bid: {st} {b}")
+    check(pool(A)["utilization"]["spot"] == 0, "a cancelled bid holds no GPU")
+    advance_to(9 * H + 10 * 60)
+    st, j4 = api("POST", f"/v1/contracts/{C1}/jobs", {"gpus": 8, "hours": 1}, key=bkey)
+    check(st == 201 and j4["status"] == "running", f"job 4 runs: {st} {j4}")
+    st, j5 = api("POST", f"/v1/contracts/{C1}/jobs", {"gpus": 56}, key=bkey)
+    check(st == 201 and j5["status"] == "queued", f"job 5 queues: {st} {j5}")
+    st, j6 = api("POST", f"/v1/contracts/{C1}/jobs", {"gpus": 8}, key=bkey)
+    st, b = api("DELETE", f"/v1/jobs/{j6['id']}", key=bkey)
+    check(st == 200 and b["status"] == "stopped" and b["ended_at"] == iso(9 * H + 10 * 60),
+          f"a queued job stopped: {st} {b}")
+    advance_to(11 * H)
+    j4, j5 = job(j4["id"]), job(j5["id"])
+    check(j4["status"] == "completed" and j4["ended_at"] == iso(10 * H + 10 * 60),
+          f"job 4 completes after its hour: {j4}")
+    check(j5["status"] == "running" and j5["started_at"] == iso(10 * H + 10 * 60),
+          f"job 5 starts on the minute job 4 ends: {j5}")
+
     # The contract ends: its jobs end, its GPUs are free.
     advance_to(12 * H)
     c = contract(C1)
