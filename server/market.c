@@ -270,6 +270,9 @@ void market_sql(struct market *m, const char *sql, int n, const char *const *val
     db_job_add(t->job, sql, n, values);
 }
 
+static void rows_add(struct db_job *job, const char *types, const char *sql, int n,
+                     const char *const *v);
+
 void market_reply(struct market *m, struct app_req *r, int status, json_t *body)
 {
     if (!m->open && !m->inflight && body) {
@@ -290,12 +293,12 @@ void market_reply(struct market *m, struct app_req *r, int status, json_t *body)
             snprintf(hex + 2 * i, 3, "%02x", r->idem_hash[i]);
         snprintf(st, sizeof st, "%d", status);
         const char *v[] = {acct, nl ? nl + 1 : "", hex, st, s};
-        market_sql(m,
-                   "INSERT INTO idempotency_keys (account_id, key, request_hash, status, body) "
-                   "VALUES ($1, $2, decode($3, 'hex'), $4, $5) ON CONFLICT (account_id, key) DO "
-                   "UPDATE SET request_hash = EXCLUDED.request_hash, status = EXCLUDED.status, "
-                   "body = EXCLUDED.body, created_at = now()",
-                   5, v);
+        rows_add(NULL, "tttit",
+                 "INSERT INTO idempotency_keys (account_id, key, request_hash, status, body) "
+                 "VALUES ($1, $2, decode($3, 'hex'), $4, $5) ON CONFLICT (account_id, key) DO "
+                 "UPDATE SET request_hash = EXCLUDED.request_hash, status = EXCLUDED.status, "
+                 "body = EXCLUDED.body, created_at = now()",
+                 5, v);
     }
     if (t->nreplies == t->capreplies) {
         t->capreplies = t->capreplies ? t->capreplies * 2 : 16;
@@ -486,6 +489,135 @@ static void write_pool(struct db_job *job, struct pool *p)
                10, v);
 }
 
+/* ---- set-based writes ----
+ * Rows of one kind written in a turn go to the database as ONE statement over arrays
+ * (INSERT ... SELECT ... FROM unnest($1::text[], ...)), not one statement per row: the statement
+ * is derived from the single-row form (its column list, VALUES tuple and ON CONFLICT clause),
+ * with `types` naming each parameter's type (t text, b bigint, i int, o boolean). */
+
+struct rowset {
+    const char *sql;   /* the single-row statement: the rowset's identity */
+    const char *types; /* one letter per parameter */
+    int n, rows;
+    char **col; /* per parameter: "{…" array literal being built */
+    size_t *len, *cap;
+};
+
+static struct rowset rowsets[8];
+static int nrowsets;
+
+static void col_put(struct rowset *rs, int i, const char *s, size_t n)
+{
+    if (rs->len[i] + n + 1 > rs->cap[i]) {
+        rs->cap[i] = (rs->len[i] + n + 1) * 2;
+        rs->col[i] = xrealloc(rs->col[i], rs->cap[i]);
+    }
+    memcpy(rs->col[i] + rs->len[i], s, n);
+    rs->len[i] += n;
+    rs->col[i][rs->len[i]] = '\0';
+}
+
+/* Appends one row; text values are quoted and escaped, NULLs stay NULL. */
+static void rows_add(struct db_job *job, const char *types, const char *sql, int n,
+                     const char *const *v)
+{
+    UNUSED(job);
+    struct rowset *rs = NULL;
+    for (int k = 0; k < nrowsets; k++)
+        if (rowsets[k].sql == sql)
+            rs = &rowsets[k];
+    if (!rs) {
+        CAPX_ASSERT(nrowsets < (int)ARRAY_LEN(rowsets) && (int)strlen(types) == n);
+        rs = &rowsets[nrowsets++];
+        memset(rs, 0, sizeof *rs);
+        rs->sql = sql;
+        rs->types = types;
+        rs->n = n;
+        rs->col = xcalloc((size_t)n, sizeof *rs->col);
+        rs->len = xcalloc((size_t)n, sizeof *rs->len);
+        rs->cap = xcalloc((size_t)n, sizeof *rs->cap);
+    }
+    for (int i = 0; i < n; i++) {
+        col_put(rs, i, rs->rows ? "," : "{", 1);
+        if (!v[i]) {
+            col_put(rs, i, "NULL", 4);
+        } else if (types[i] == 't') {
+            col_put(rs, i, "\"", 1);
+            for (const char *p = v[i]; *p; p++) {
+                if (*p == '"' || *p == '\\')
+                    col_put(rs, i, "\\", 1);
+                col_put(rs, i, p, 1);
+            }
+            col_put(rs, i, "\"", 1);
+        } else {
+            col_put(rs, i, v[i], strlen(v[i]));
+        }
+    }
+    rs->rows++;
+}
+
+static void rows_reset(void)
+{
+    for (int k = 0; k < nrowsets; k++) {
+        for (int i = 0; i < rowsets[k].n; i++)
+            rowsets[k].len[i] = 0;
+        rowsets[k].rows = 0;
+    }
+}
+
+/* Emits every rowset with rows as one statement each, then empties them. */
+static void rows_flush(struct db_job *job)
+{
+    for (int k = 0; k < nrowsets; k++) {
+        struct rowset *rs = &rowsets[k];
+        if (!rs->rows)
+            continue;
+        const char *vals = strstr(rs->sql, " VALUES (");
+        CAPX_ASSERT(vals);
+        const char *p = vals + 9;
+        int depth = 1;
+        while (*p && depth) {
+            depth += *p == '(' ? 1 : *p == ')' ? -1 : 0;
+            p++;
+        }
+        size_t cap = strlen(rs->sql) + (size_t)rs->n * 32 + 256, len = 0;
+        char *sql = xmalloc(cap);
+        len +=
+            (size_t)snprintf(sql + len, cap - len, "%.*s SELECT ", (int)(vals - rs->sql), rs->sql);
+        for (const char *q = vals + 9; q < p - 1; q++) {
+            if (*q == '$') {
+                sql[len++] = 'c';
+                continue;
+            }
+            sql[len++] = *q;
+        }
+        len += (size_t)snprintf(sql + len, cap - len, " FROM unnest(");
+        for (int i = 0; i < rs->n; i++) {
+            const char *t = rs->types[i] == 't'   ? "text"
+                            : rs->types[i] == 'i' ? "int"
+                            : rs->types[i] == 'o' ? "boolean"
+                                                  : "bigint";
+            len += (size_t)snprintf(sql + len, cap - len, "%s$%d::%s[]", i ? ", " : "", i + 1, t);
+        }
+        len += (size_t)snprintf(sql + len, cap - len, ") AS u(");
+        for (int i = 0; i < rs->n; i++)
+            len += (size_t)snprintf(sql + len, cap - len, "%sc%d", i ? ", " : "", i + 1);
+        len += (size_t)snprintf(sql + len, cap - len, ")%s", p);
+        CAPX_ASSERT(len < cap);
+        const char **v = xcalloc((size_t)rs->n, sizeof *v);
+        for (int i = 0; i < rs->n; i++) {
+            col_put(rs, i, "}", 1);
+            v[i] = rs->col[i];
+        }
+        db_job_add(job, sql, rs->n, v);
+        free(v);
+        free(sql);
+        for (int i = 0; i < rs->n; i++)
+            rs->len[i] = 0;
+        rs->rows = 0;
+    }
+}
+
 static void write_offer(struct db_job *job, struct offer *o)
 {
     char num[24], gpus[24], st[24], en[24], price[24], seq[24], cr[24];
@@ -508,12 +640,12 @@ static void write_offer(struct db_job *job, struct offer *o)
                        o->status,
                        seq,
                        cr};
-    db_job_add(job,
-               "INSERT INTO offers (id, num, pool_id, account_id, kind, gpus, start_at, end_at, "
-               "price, status, seq, created_at) VALUES ($1, $2, $3, $4, $5, $6, "
-               "to_timestamp($7), to_timestamp($8), $9, $10, $11, to_timestamp($12)) "
-               "ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, seq = EXCLUDED.seq",
-               12, v);
+    rows_add(job, "tbtttibbbtbb",
+             "INSERT INTO offers (id, num, pool_id, account_id, kind, gpus, start_at, end_at, "
+             "price, status, seq, created_at) VALUES ($1, $2, $3, $4, $5, $6, "
+             "to_timestamp($7), to_timestamp($8), $9, $10, $11, to_timestamp($12)) "
+             "ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, seq = EXCLUDED.seq",
+             12, v);
 }
 
 static void write_order(struct db_job *job, struct order *o)
@@ -566,22 +698,22 @@ static void write_order(struct db_job *job, struct order *o)
                        up,
                        acc};
     CAPX_ASSERT(ARRAY_LEN(v) == 28);
-    db_job_add(job,
-               "INSERT INTO orders (id, num, account_id, kind, gpu_model, region, gpus, "
-               "filled_gpus, start_at, latest_start, fixed_start, hours, limit_price, "
-               "all_or_none, single_pool, time_in_force, lend_idle, status, hold_id, "
-               "hold_amount, hold_count, running_pool, spot_price, preempt_at, seq, created_at, "
-               "updated_at, spot_acc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, to_timestamp($9), "
-               "to_timestamp($10), to_timestamp($11), $12, $13, $14, $15, $16, $17, $18, $19, "
-               "$20, $21, $22, $23, to_timestamp($24), $25, to_timestamp($26), "
-               "to_timestamp($27), $28) ON CONFLICT (id) DO UPDATE SET spot_acc = "
-               "EXCLUDED.spot_acc, filled_gpus = "
-               "EXCLUDED.filled_gpus, fixed_start = EXCLUDED.fixed_start, status = "
-               "EXCLUDED.status, hold_id = EXCLUDED.hold_id, hold_amount = EXCLUDED.hold_amount, "
-               "hold_count = EXCLUDED.hold_count, running_pool = EXCLUDED.running_pool, "
-               "spot_price = EXCLUDED.spot_price, preempt_at = EXCLUDED.preempt_at, seq = "
-               "EXCLUDED.seq, updated_at = EXCLUDED.updated_at",
-               28, v);
+    rows_add(job, "tbttttiibbbibootottbitbbbbbb",
+             "INSERT INTO orders (id, num, account_id, kind, gpu_model, region, gpus, "
+             "filled_gpus, start_at, latest_start, fixed_start, hours, limit_price, "
+             "all_or_none, single_pool, time_in_force, lend_idle, status, hold_id, "
+             "hold_amount, hold_count, running_pool, spot_price, preempt_at, seq, created_at, "
+             "updated_at, spot_acc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, to_timestamp($9), "
+             "to_timestamp($10), to_timestamp($11), $12, $13, $14, $15, $16, $17, $18, $19, "
+             "$20, $21, $22, $23, to_timestamp($24), $25, to_timestamp($26), "
+             "to_timestamp($27), $28) ON CONFLICT (id) DO UPDATE SET spot_acc = "
+             "EXCLUDED.spot_acc, filled_gpus = "
+             "EXCLUDED.filled_gpus, fixed_start = EXCLUDED.fixed_start, status = "
+             "EXCLUDED.status, hold_id = EXCLUDED.hold_id, hold_amount = EXCLUDED.hold_amount, "
+             "hold_count = EXCLUDED.hold_count, running_pool = EXCLUDED.running_pool, "
+             "spot_price = EXCLUDED.spot_price, preempt_at = EXCLUDED.preempt_at, seq = "
+             "EXCLUDED.seq, updated_at = EXCLUDED.updated_at",
+             28, v);
 }
 
 static void write_contract(struct db_job *job, struct contract *c)
@@ -617,22 +749,25 @@ static void write_contract(struct db_job *job, struct contract *c)
                        settled,
                        c->settled_until > c->start ? until : NULL};
     CAPX_ASSERT(ARRAY_LEN(v) == 18);
-    db_job_add(job,
-               "INSERT INTO contracts (id, num, order_id, offer_id, pool_id, buyer_id, "
-               "provider_id, gpus, start_at, end_at, price, amount, status, trade_seq, lend_idle, "
-               "created_at, settled, settled_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
-               "to_timestamp($9), to_timestamp($10), $11, $12, $13, $14, $15, to_timestamp($16), "
-               "$17, to_timestamp($18)) ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, "
-               "settled = EXCLUDED.settled, settled_until = EXCLUDED.settled_until",
-               18, v);
+    rows_add(job, "tbtttttibbbbtbobbb",
+             "INSERT INTO contracts (id, num, order_id, offer_id, pool_id, buyer_id, "
+             "provider_id, gpus, start_at, end_at, price, amount, status, trade_seq, lend_idle, "
+             "created_at, settled, settled_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
+             "to_timestamp($9), to_timestamp($10), $11, $12, $13, $14, $15, to_timestamp($16), "
+             "$17, to_timestamp($18)) ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, "
+             "settled = EXCLUDED.settled, settled_until = EXCLUDED.settled_until",
+             18, v);
 }
 
 /* ---- flush and commit ---- */
 
 static void turn_done(struct db_job *job, void *arg);
 
+static void rows_reset(void);
+
 static void fail_turn(struct market *m, struct turn *t, const char *why)
 {
+    rows_reset(); /* rows gathered for a turn that will not commit */
     for (int i = 0; i < t->nreplies; i++) {
         app_error(t->replies[i].r, 503, "unavailable", NULL, "%s; nothing was done, retry later",
                   why);
@@ -684,6 +819,7 @@ static void flush(struct market *m)
                 break;
             }
         }
+    rows_flush(job);
     for (int i = 0; i < t->ndirty; i++)
         t->dirty[i]->dirty = 0;
     for (int i = 0; i < t->nphases; i++) {
