@@ -405,7 +405,22 @@ static int payout(struct cli *c, char **args)
 static int settlement(struct cli *c, char **args)
 {
     UNUSED(args);
-    return report_settlement(c, f_from, f_to);
+    int64_t t1, t2;
+    if (report_period(c->prog, f_from, f_to, &t1, &t2) < 0)
+        return CLI_USAGE;
+    /* The database only for the extra tie by kind; the report itself comes from capxd. */
+    char *ci = opt_database && *opt_database ? xstrdup(opt_database)
+                                             : cfg_default_conninfo(opt_var, opt_pgport);
+    PGconn *db = PQconnectdb(ci);
+    free(ci);
+    if (PQstatus(db) != CONNECTION_OK) {
+        PQfinish(db);
+        db = NULL;
+    }
+    int rc = report_settlement(c, db, f_from, f_to);
+    if (db)
+        PQfinish(db);
+    return rc;
 }
 
 /* ---- reports read from the database (read-only) ---- */

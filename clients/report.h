@@ -27,8 +27,14 @@
 MUSTCHECK int report_period(const char *prog, const char *from, const char *to, int64_t *f,
                             int64_t *t);
 
-/* GET /v1/admin/reports/settlement; CLI_REFUSED (1) when the report differs from the ledger. */
-int report_settlement(struct cli *c, const char *from, const char *to);
+/*
+ * GET /v1/admin/reports/settlement; CLI_REFUSED (1) when the report differs from the ledger:
+ * capxd's tie (each settlement's own transfers) and, when db is not NULL, the ledger's sums by
+ * kind over the period (delivery + spot_delivery, fee, refund, sla_credit, payout) against the
+ * report's totals, which also catches money the report does not name. The by-kind lines are
+ * added to ledger_check.lines (what "ledger_kinds:...") in every format.
+ */
+int report_settlement(struct cli *c, PGconn *db, const char *from, const char *to);
 
 /* POST /v1/admin/payouts {"until"}; idem is the Idempotency-Key to send. */
 int report_payout(struct cli *c, const char *until, const char *idem);
