@@ -738,6 +738,16 @@ static json_t *levels(engine *e, uint64_t model, uint64_t region, int64_t from, 
     return a;
 }
 
+/* Book answers cached per market and window, valid while the market's version is unchanged:
+   a read-heavy client polling the book costs one lookup, not a walk of the resting orders. */
+#define BOOK_CACHE 32
+static struct {
+    uint64_t model, region, version;
+    int64_t from, to;
+    char *body;
+} book_cache[BOOK_CACHE];
+static unsigned book_next;
+
 void h_book(struct app_req *r)
 {
     uint64_t model, region;
@@ -752,6 +762,13 @@ void h_book(struct app_req *r)
         return;
     }
     struct market *m = mk(r);
+    uint64_t ver = market_version(m);
+    for (int i = 0; i < BOOK_CACHE; i++)
+        if (book_cache[i].body && book_cache[i].model == model && book_cache[i].region == region &&
+            book_cache[i].from == from && book_cache[i].to == to && book_cache[i].version == ver) {
+            market_reply_text(m, r, 200, book_cache[i].body);
+            return;
+        }
     engine *e = market_engine(m);
     engine_top t = {0};
     if (engine_top_of(e, model, region, from / HOUR, to / HOUR, &t) < 0)
@@ -767,7 +784,19 @@ void h_book(struct app_req *r)
         o, "spot",
         json_pack("{s:o,s:o}", "price", t.spot_price ? json_integer(t.spot_price) : json_null(),
                   "last_price", t.last_price ? json_integer(t.last_price) : json_null()));
-    market_reply(m, r, 200, o);
+    char *body = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!body)
+        capx_fatal("json_dumps failed");
+    unsigned slot = book_next++ % BOOK_CACHE;
+    free(book_cache[slot].body);
+    book_cache[slot].model = model;
+    book_cache[slot].region = region;
+    book_cache[slot].from = from;
+    book_cache[slot].to = to;
+    book_cache[slot].version = ver;
+    book_cache[slot].body = body;
+    market_reply_text(m, r, 200, body);
 }
 
 static int trade_newer(const void *a, const void *b)

@@ -58,6 +58,7 @@ struct market {
     uint64_t *bytype[OBJ_CONTRACT + 1]; /* nums of each type, ascending */
     size_t nbytype[OBJ_CONTRACT + 1], capbytype[OBJ_CONTRACT + 1];
     int64_t live_spot;   /* spot bids pending, running or preempted */
+    uint64_t version;    /* bumped by every change to the market: caches key on it */
     struct sched *sched; /* placements, jobs, failures (sched.c) */
 };
 
@@ -249,8 +250,14 @@ static struct turn *turn(struct market *m)
     return m->open;
 }
 
+uint64_t market_version(const struct market *m)
+{
+    return m->version;
+}
+
 void market_dirty(struct market *m, struct obj *o)
 {
+    m->version++;
     struct turn *t = turn(m);
     if (o->dirty)
         return;
@@ -272,6 +279,17 @@ void market_sql(struct market *m, const char *sql, int n, const char *const *val
 
 static void rows_add(struct db_job *job, const char *types, const char *sql, int n,
                      const char *const *v);
+
+void market_reply_text(struct market *m, struct app_req *r, int status, const char *body)
+{
+    if (!m->open && !m->inflight) {
+        app_idem_finish(r, status, body);
+        http_reply(r->http, status, "application/json", body, strlen(body), NULL);
+        return;
+    }
+    json_error_t je;
+    market_reply(m, r, status, json_loads(body, 0, &je));
+}
 
 void market_reply(struct market *m, struct app_req *r, int status, json_t *body)
 {
@@ -1099,6 +1117,7 @@ static void apply_event(struct market *m, const engine_event *ev, struct order *
 
 void market_apply_events(struct market *m)
 {
+    m->version++;
     struct order **touched = NULL;
     int ntouched = 0, captouched = 0;
     for (size_t i = 0; i < m->nevents; i++)
@@ -1703,6 +1722,7 @@ int market_load(struct market *m, const char *conninfo, char *err, size_t errlen
     if (processed > 0 && processed < m->now)
         m->now = processed;
     m->ready = 1;
+    m->version++; /* everything cached before is stale */
     rc = 0;
     log_info("msg=\"market loaded\" accounts=%zu objects=%llu engine_bytes=%zu",
              m->app->accounts.len, (unsigned long long)m->nobjs, engine_memory(m->eng));

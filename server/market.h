@@ -144,6 +144,11 @@ void *market_new_obj(struct market *m, size_t size, int type, const char *prefix
 void market_dirty(struct market *m, struct obj *o);
 /* Queue an answer to be sent after COMMIT (steals body). */
 void market_reply(struct market *m, struct app_req *r, int status, json_t *body);
+/* The same, for an answer already serialized (a cached one). */
+void market_reply_text(struct market *m, struct app_req *r, int status, const char *body);
+/* A counter bumped by every change to the market (objects or engine): caches key on it. */
+uint64_t market_version(const struct market *m);
+
 /* Queue a statement for this turn's transaction. */
 void market_sql(struct market *m, const char *sql, int n, const char *const *values);
 
