@@ -403,6 +403,17 @@ try:
     fa = [a for a in tb.get("accounts", []) if a["account"] == "capx:fees"]
     check(rc == 0 and tb.get("balanced") and fa and fa[0]["credits_posted"] == fees5 and fees5 > 0,
           f"trial balance at 5h: fees {fa} vs {fees5}: {rc} {err}")
+    # A hold made by then and resolved later counts as pending at that time.
+    pend5 = int(psql(e.conninfo, "SELECT coalesce(sum(p.amount), 0) FROM ledger_transfers p WHERE p.flags = 1 "
+                                 f"AND p.debit_account = '{B3}:cash' AND p.created_at <= '{iso(5 * H)}' AND NOT EXISTS "
+                                 "(SELECT 1 FROM ledger_transfers r WHERE r.pending_id = p.id "
+                                 f"AND r.created_at <= '{iso(5 * H)}')"))
+    b3c = [a for a in tb.get("accounts", []) if a["account"] == f"{B3}:cash"]
+    check(pend5 > 0 and b3c and b3c[0]["debits_pending"] == pend5,
+          f"trial balance at 5h: B3's spot hold pending then: {b3c} vs {pend5}")
+    rc, tb0, err = admin_json("report", "trial-balance", "--at", "2026-01-01T00:00:00Z")
+    check(rc == 0 and tb0.get("balanced") and tb0.get("totals", {}).get("debits_posted") == 0,
+          f"trial balance before any transfer: all zero: {rc} {tb0.get('totals')} {err}")
     rc, out, err = admin("report", "trial-balance")
     check(rc == 0 and "balanced: debits posted = credits posted" in out and "capx:world" in out and
           "buyer-two" in out, f"trial balance table: {rc} {out} {err}")
