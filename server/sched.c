@@ -1086,6 +1086,7 @@ void sched_contract_ended(struct market *m, struct contract *c, int64_t t)
         sc->missing = 0;
         act_del(sc->sp, sc);
         mark_ctr(s, sc);
+        reclaim(s, sc->sp, t); /* its lent GPUs are no longer spot supply */
         sync_spot(s, sc->sp);
     }
     flush_writes(s);
@@ -1499,6 +1500,29 @@ int sched_job_stop(struct market *m, struct sjob *j)
     }
     flush_writes(s);
     return 0;
+}
+
+int sched_spot_hosts(struct market *m, const struct order *o, struct contract **hosts,
+                     int64_t *gpus, int cap)
+{
+    struct sspot *x = hmap_get(&S(m)->spots, o->o.id);
+    int n = 0;
+    if (!x)
+        return 0;
+    for (int i = 0; i < x->pl.n; i++) {
+        struct contract *h = x->pl.v[i].host ? x->pl.v[i].host->c : NULL;
+        int k = 0;
+        while (k < n && hosts[k] != h)
+            k++;
+        if (k == n) {
+            if (n == cap)
+                continue;
+            hosts[n] = h;
+            gpus[n++] = 0;
+        }
+        gpus[k] += popc(x->pl.v[i].mask);
+    }
+    return n;
 }
 
 /* ---- views ---- */

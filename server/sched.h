@@ -65,6 +65,11 @@ void sched_hour(struct market *m, int64_t t);
    contracts starting within the preemption notice excluded) and GPUs lent by idle holders. */
 void sched_spot_supply(struct market *m, struct pool *p, int64_t t, int32_t *idle, int32_t *lent);
 
+/* Where a running spot bid's GPUs are, for paying lenders: up to cap (host, GPUs) pairs, host
+   NULL for the pool's unsold GPUs, a contract for GPUs its holder lends. Returns the count. */
+int sched_spot_hosts(struct market *m, const struct order *o, struct contract **hosts,
+                     int64_t *gpus, int cap);
+
 /* Views: add the scheduler's fields to a pool's or a contract's JSON. */
 void sched_pool_json(const struct pool *p, json_t *j);
 void sched_contract_json(const struct contract *c, json_t *j);
