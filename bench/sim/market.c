@@ -79,7 +79,7 @@ static struct scen {
     double resv_load, resv_hours_min, resv_hours_max, resv_lead_max_h, resv_flex_pct,
         resv_flex_max_h, resv_single_pool_pct, resv_any_region_pct, resv_limit_min, resv_limit_max;
     double spot_bid_rate, spot_life_min_h, spot_life_max_h, spot_reserve, spot_limit_min,
-        spot_limit_max, spot_round_min, notice_s;
+        spot_limit_max, spot_round_min, notice_s, notice_plan;
     double node_mtbf_h, node_repair_h, gpu_mtbf_h, gpu_repair_h, buyers;
     char models[256], resv_gpus[256], spot_gpus[256];
 } sc;
@@ -138,6 +138,8 @@ static const struct opt opts[] = {
     NUM(spot_limit_max, "0.9", 0.01, 100, "spot limit / model price, high"),
     NUM(spot_round_min, "1", 1, 60, "minutes between spot rounds (capxd: 1)"),
     NUM(notice_s, "120", 1, 3599, "spot notice before a reservation starts (seconds)"),
+    NUM(notice_plan, "1", 0, 1,
+        "1: plan starting gangs at the notice point over spot-held GPUs (0: at the start)"),
     NUM(node_mtbf_h, "20000", 0, 1e9, "mean hours between failures of a node (0: none)"),
     NUM(node_repair_h, "24", 1, 8784, "mean hours to repair a node"),
     NUM(gpu_mtbf_h, "100000", 0, 1e9, "mean hours between failures of a GPU (0: none)"),
@@ -1391,7 +1393,7 @@ static void notice_point(struct sim *s, int64_t h)
         if (s->pools[i].need_next)
             reclaim(s, &s->pools[i], spot_idle(s, &s->pools[i]), WHY_NOTICE);
     for (int i = 0; i < s->starts[rel].n; i++)
-        if (!s->ctrs[s->starts[rel].v[i]].cont)
+        if (!s->ctrs[s->starts[rel].v[i]].cont && sc.notice_plan > 0)
             plan_contract(s, s->starts[rel].v[i], rel);
 }
 
