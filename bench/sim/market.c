@@ -19,13 +19,19 @@
  *     1..resv_lead_max_h hours ahead, a share flexible (latest_start later), a
  *     share single-pool. Spot bids (gangs from `spot_gpus`) arrive as another
  *     Poisson stream and are cancelled by their buyer after a drawn lifetime.
- *   - Each engine FILL is a contract on one pool. At its start hour the
- *     contract is placed as a gang (scheduler/gang.h: fewest racks, whole nodes
- *     first) on the pool's free healthy GPUs. `notice_s` before that hour the
- *     pool's spot supply shrinks by what the starting contracts need and the
- *     engine preempts the lowest-priority spot bids (engine_spot_reclaim), so
- *     the GPUs are free at the start. A sold contract that cannot be placed
- *     while its pool has the GPUs aborts the run (CAPX_ASSERT).
+ *   - Each engine FILL is a contract on one pool (a piece spanning two offer
+ *     blocks is two contracts; the second takes over the first's GPUs).
+ *     `notice_s` before a contract's start hour the pool's spot supply shrinks
+ *     by what the starting contracts need beyond what the ending ones give back,
+ *     and the engine preempts the lowest-priority spot bids
+ *     (engine_spot_reclaim). Then each starting contract is planned as a gang
+ *     (scheduler/gang.h: fewest racks, whole nodes first) over the GPUs that are
+ *     free, held by spot or held by contracts ending at that hour; it holds the
+ *     planned GPUs free now, spot bids on the others move to free GPUs (or the
+ *     engine preempts more, by priority, until they fit), and at the start hour
+ *     it takes the rest. A sold contract that is not placed whole while its pool
+ *     has the GPUs aborts the run (CAPX_ASSERT), and so does a spot bid
+ *     preempted at a start without notice.
  *   - Spot: a round every `spot_round_min` minutes over every pool's idle
  *     supply (healthy, unsold, not needed by contracts); winners are placed as
  *     gangs on free GPUs, losers (outbid) and reclaimed bids give theirs back.

@@ -3,7 +3,9 @@
 # 200 nodes (the benchmark's scenario with short leads, many spot bids and frequent failures)
 # must start every reservation whose pool had the GPUs on time, preempt no spot at a start
 # without notice, print the benchmark's JSON shape as its last line, and give the same
-# figures twice for one seed. The simulator asserts its own invariants (no GPU oversold, a
+# figures twice for one seed. A second run sells whole pools (offer_share_min=1), so failed
+# hardware leaves contracts short: they start short, lose GPU-hours, and the rest are still
+# on time. A bad key is refused with exit code 2. The simulator asserts its own invariants (no GPU oversold, a
 # sold reservation placed when its pool has the GPUs); any abort fails the test.
 set -euo pipefail
 sim=$1
@@ -14,9 +16,13 @@ args=(market --scenario "$scenario" --set days=3 --set nodes=200 --set pool_node
       --set gpu_mtbf_h=2000 --set seed=7)
 out1=$("$sim" "${args[@]}")
 out2=$("$sim" "${args[@]}")
-python3 - "$out1" "$out2" <<'PY'
+out3=$("$sim" "${args[@]}" --set offer_share_min=1 --set resv_load=4)
+rc=0
+"$sim" market --set no_such_key=1 2>/dev/null || rc=$?
+[ "$rc" -eq 2 ] || { echo "a bad key gave exit code $rc, not 2"; exit 1; }
+python3 - "$out1" "$out2" "$out3" <<'PY'
 import json, re, sys
-a, b = sys.argv[1], sys.argv[2]
+a, b, c = sys.argv[1], sys.argv[2], sys.argv[3]
 last = a.strip().splitlines()[-1]
 j = json.loads(last)
 keys = ["bench", "days", "on_time_pct", "one_rack_pct", "preemptions", "utilization_pct",
@@ -35,5 +41,9 @@ assert row(a, "at a reservation start without notice") == 0
 assert row(a, "node failures") > 0 and row(a, "spot bids") > 0
 strip = lambda t: re.sub(r"wall[ _]\S*\s+\S+", "", t)
 assert strip(a) == strip(b), "two runs of one seed differ"
+jc = json.loads(c.strip().splitlines()[-1])
+assert jc["on_time_pct"] == 100 and jc["lost_gpu_hours"] > 0, jc
+assert row(c, "started short: pool lacked healthy GPUs (failures)") > 0
+assert row(c, "at a reservation start without notice") == 0
 print(last)
 PY
