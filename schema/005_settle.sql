@@ -40,10 +40,11 @@ CREATE TABLE payouts (
 -- One row per settled range (a contract's consecutive hours, or a spot bid's hour): which
 -- hours were delivered and which were lost, what moved, and the ledger transfers that moved
 -- it (their ids are `<kind prefix>:<id>`: dlv, fee, rfd, sla for reservations; spot, spotfee
--- for spot). settled_at is the market clock when it settled. Reports read this table.
+-- for spot; debt for a debt_payment: an SLA credit repaid later from the provider's earnings).
+-- settled_at is the market clock when it settled. Reports read this table.
 CREATE TABLE settlements (
     id              text PRIMARY KEY,
-    kind            text NOT NULL CHECK (kind IN ('reservation', 'spot')),
+    kind            text NOT NULL CHECK (kind IN ('reservation', 'spot', 'debt_payment')),
     ref             text NOT NULL,
     provider_id     text NOT NULL REFERENCES accounts (id),
     buyer_id        text NOT NULL REFERENCES accounts (id),

@@ -18,7 +18,8 @@ static const char providers_sql[] =
     "SELECT a.id, a.name, coalesce(sum(s.gpu_hours), 0)::bigint, coalesce(sum(s.gross), "
     "0)::bigint, "
     "coalesce(sum(s.fee), 0)::bigint, coalesce(sum(s.sla_paid), 0)::bigint, "
-    "coalesce(sum(s.sla_debt), 0)::bigint, coalesce(sum(s.gross - s.fee - s.sla_paid), 0)::bigint, "
+    "(SELECT coalesce(sum(d.remaining), 0) FROM provider_debts d WHERE d.provider_id = "
+    "a.id)::bigint, coalesce(sum(s.gross - s.fee - s.sla_paid), 0)::bigint, "
     "coalesce((SELECT sum(p.amount) FROM payouts p WHERE p.provider_id = a.id AND p.created_at >= "
     "to_timestamp($1) AND p.created_at < to_timestamp($2)), 0)::bigint "
     "FROM accounts a LEFT JOIN settlements s ON s.provider_id = a.id AND " WINDOW
@@ -39,7 +40,8 @@ static const char tie_sql[] =
     "gross - fee AS want, 'provider_net' AS what FROM s UNION ALL "
     "SELECT CASE WHEN kind = 'reservation' THEN 'fee:' ELSE 'spotfee:' END || id, fee, 'fees' "
     "FROM s UNION ALL SELECT 'rfd:' || id, refund, 'refunds' FROM s WHERE kind = 'reservation' "
-    "UNION ALL SELECT 'sla:' || id, sla_paid, 'sla_credits' FROM s WHERE kind = 'reservation') "
+    "UNION ALL SELECT 'sla:' || id, sla_paid, 'sla_credits' FROM s WHERE kind = 'reservation' "
+    "UNION ALL SELECT 'debt:' || id, sla_paid, 'sla_credits' FROM s WHERE kind = 'debt_payment') "
     "SELECT w.what, coalesce(sum(ids.want), 0)::bigint, coalesce(sum(t.amount), 0)::bigint "
     "FROM (VALUES ('provider_net'), ('fees'), ('refunds'), ('sla_credits')) w(what) "
     "LEFT JOIN ids ON ids.what = w.what LEFT JOIN ledger_transfers t ON t.id = ids.tid "
@@ -70,7 +72,7 @@ static void report_done(struct db_job *job, void *arg)
         json_object_set_new(o, "gross", i64j(p, i, 3));
         json_object_set_new(o, "fees", i64j(p, i, 4));
         json_object_set_new(o, "sla_credits_paid", i64j(p, i, 5));
-        json_object_set_new(o, "sla_debt", i64j(p, i, 6));
+        json_object_set_new(o, "sla_debt", i64j(p, i, 6)); /* outstanding now */
         json_object_set_new(o, "net", i64j(p, i, 7));
         json_object_set_new(o, "paid_out", i64j(p, i, 8));
         gross += strtoll(PQgetvalue(p, i, 3), NULL, 10);

@@ -41,9 +41,9 @@ static struct hmap earnings; /* provider id -> struct earnings * */
 
 /* This turn's settlement records (table settlements). */
 struct srow {
-    char id[96];
+    char id[160];
     const char *kind;
-    char ref[32];
+    char ref[128];
     struct account *provider, *buyer;
     int64_t h1, h2, gpu_hours, lost, gross, fee, refund, sla_paid, sla_debt, at;
 };
@@ -324,7 +324,9 @@ static int64_t fee_of(struct market *m, int64_t cost)
 }
 
 /* Pays the provider's open debts from its available cash, oldest first. */
-static void pay_debts(struct market *m, struct account *p, const char *tag)
+/* Pays the provider's open debts from its available cash, oldest first; each repayment is a
+   settlement record of its own (kind debt_payment) so reports count the credit when paid. */
+static void pay_debts(struct market *m, struct account *p, const char *tag, int64_t h1, int64_t h2)
 {
     for (int i = 0; i < ndebts && p->available > 0; i++) {
         struct debt *d = &debts[i];
@@ -335,6 +337,16 @@ static void pay_debts(struct market *m, struct account *p, const char *tag)
         snprintf(id, sizeof id, "debt:%s:%s", d->id, tag);
         move(m, id, p, CASH, d->buyer, CASH, pay, "sla_credit", d->id);
         d->remaining -= pay;
+        struct srow *row = srow_new();
+        snprintf(row->id, sizeof row->id, "%s:%s", d->id, tag);
+        row->kind = "debt_payment";
+        snprintf(row->ref, sizeof row->ref, "%s", d->id);
+        row->provider = p;
+        row->buyer = d->buyer;
+        row->h1 = h1;
+        row->h2 = h2;
+        row->sla_paid = pay;
+        row->at = market_now(m);
         snprintf(rem, sizeof rem, "%" PRId64, d->remaining);
         const char *v[] = {d->id, rem};
         market_sql(m, "UPDATE provider_debts SET remaining = $2 WHERE id = $1", 2, v);
@@ -372,7 +384,7 @@ static void settle_range(struct market *m, struct contract *c, int64_t until)
     snprintf(id, sizeof id, "rfd:%s:%s", c->o.id, tag);
     move(m, id, c->buyer, ESCROW, c->buyer, CASH, refund, "refund", c->o.id);
     snprintf(id, sizeof id, "%s:%s", c->o.id, tag);
-    pay_debts(m, c->provider, id);
+    pay_debts(m, c->provider, id, h1, h2);
     int64_t credit = 0;
     CAPX_ASSERT(capx_mul_i64(refund, market_app(m)->cfg.sla_credit_pct, &credit) == 0);
     credit /= 100;
@@ -493,7 +505,7 @@ static void spot_hour(struct market *m, struct order *b, int64_t t)
         row->at = market_now(m);
         snprintf(id, sizeof id, "spotfee:%s:%" PRId64, b->o.id, t / HOUR);
         move(m, id, b->acct, ESCROW, NULL, FEES, fee, "fee", b->o.id);
-        pay_debts(m, p->acct, id);
+        pay_debts(m, p->acct, id, t - HOUR, t);
         market_dirty(m, &b->o);
     }
     if (!live_bid(b) || b->hold_id[0])
