@@ -310,16 +310,9 @@ BEGIN
     SELECT array_agg(CASE WHEN x IS NULL THEN NULL ELSE to_timestamp(x) END ORDER BY o)
       INTO exp FROM unnest(p_expires) WITH ORDINALITY AS u(x, o);
 
-    -- A transfer id or a hold twice in the batch: the sequential path decides. So does a
-    -- single transfer: its few simple statements cost less than the set-based ones.
-    IF n = 1 THEN
-        fast := false;
-    ELSE
-        SELECT count(DISTINCT x) = n INTO fast FROM unnest(p_id) x;
-    END IF;
-    IF fast THEN
-        SELECT count(x) = count(DISTINCT x) INTO fast FROM unnest(p_pending) x;
-    END IF;
+    -- A single transfer takes the sequential path: its few simple statements cost less than
+    -- the set-based ones.
+    fast := n > 1;
 
     -- Fast path: validate the whole batch in one query.
     IF fast THEN
@@ -389,6 +382,9 @@ BEGIN
            bool_and(c.r0 IN (0, 1, 2))
            AND NOT EXISTS (SELECT 1 FROM c2 h WHERE h.ch <> 0 GROUP BY h.ch
                             HAVING bool_or(h.r0 = 0) AND bool_or(h.r0 <> 0))
+           -- a transfer id, or a hold to resolve, twice in the batch: the sequential path
+           AND (SELECT count(DISTINCT x) = n FROM unnest(p_id) x)
+           AND (SELECT count(x) = count(DISTINCT x) FROM unnest(p_pending) x)
       INTO res, rdr, rcr, ramt, rel, fast
       FROM (SELECT * FROM c2 ORDER BY c2.i) c;
     END IF;
