@@ -307,8 +307,12 @@ BEGIN
         RAISE EXCEPTION 'ledger_submit: the arrays must all have % elements', n
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    SELECT array_agg(CASE WHEN x IS NULL THEN NULL ELSE to_timestamp(x) END ORDER BY o)
-      INTO exp FROM unnest(p_expires) WITH ORDINALITY AS u(x, o);
+    IF cardinality(array_remove(p_expires, NULL)) = 0 THEN -- no expiry (a simple expression)
+        exp := array_fill(NULL::timestamptz, ARRAY[n]);
+    ELSE
+        SELECT array_agg(CASE WHEN x IS NULL THEN NULL ELSE to_timestamp(x) END ORDER BY o)
+          INTO exp FROM unnest(p_expires) WITH ORDINALITY AS u(x, o);
+    END IF;
 
     -- A single transfer takes the sequential path: its few simple statements cost less than
     -- the set-based ones.
