@@ -1095,7 +1095,7 @@ static void apply_event(struct market *m, const engine_event *ev, struct order *
     case ENGINE_EV_SPOT_PREEMPTED: {
         struct order *o = order_of(m, ev->order);
         o->status = "preempted";
-        o->preempt_at = market_now(m) + m->app->cfg.preempt_notice_s;
+        o->preempt_at = m->now + m->app->cfg.preempt_notice_s; /* the minute being run */
         o->updated = market_now(m);
         market_dirty(m, &o->o);
         sched_spot_stopped(m, o);
@@ -1222,6 +1222,7 @@ void market_advance(struct market *m, int64_t target)
                 continue;
             }
         }
+        m->now = minute; /* events of this minute are stamped with it */
         settle_spot_minute(m, minute);
         if (minute % HOUR == 0) {
             settle_hour(m, minute);

@@ -8,6 +8,7 @@
 
 #include "common/ids.h"
 #include "server/log.h"
+#include "server/sched.h"
 #include "server/settle.h"
 
 #define HOUR 3600
@@ -479,6 +480,36 @@ static int live_bid(const struct order *b)
            !strcmp(b->status, "preempted");
 }
 
+/* Pays `amount` of a bid's hour ending at t from its escrow to `to` (the pool's provider, or a
+   holder who lent GPUs: `lender` names that contract) less the fee, with its record. */
+static void spot_pay(struct market *m, struct order *b, struct account *to, int64_t amount,
+                     int64_t t, const char *lender)
+{
+    char rid[160], id[192];
+    int64_t fee = fee_of(m, amount);
+    if (lender)
+        snprintf(rid, sizeof rid, "%s:%" PRId64 ":%s", b->o.id, t / HOUR, lender);
+    else
+        snprintf(rid, sizeof rid, "%s:%" PRId64, b->o.id, t / HOUR);
+    snprintf(id, sizeof id, "spot:%s", rid);
+    move(m, id, b->acct, ESCROW, to, CASH, amount - fee, "spot_delivery", b->o.id);
+    earned(earnings_of(to->id), t - HOUR, 0, amount, fee);
+    struct srow *row = srow_new();
+    snprintf(row->id, sizeof row->id, "%s", rid);
+    row->kind = "spot";
+    snprintf(row->ref, sizeof row->ref, "%s", b->o.id);
+    row->provider = to;
+    row->buyer = b->acct;
+    row->h1 = t - HOUR;
+    row->h2 = t;
+    row->gross = amount;
+    row->fee = fee;
+    row->at = market_now(m);
+    snprintf(id, sizeof id, "spotfee:%s", rid);
+    move(m, id, b->acct, ESCROW, NULL, FEES, fee, "fee", b->o.id);
+    pay_debts(m, to, id, t - HOUR, t);
+}
+
 /* Charges one bid's hour ending at t and renews its hold (or stops it). */
 static void spot_hour(struct market *m, struct order *b, int64_t t)
 {
@@ -487,25 +518,26 @@ static void spot_hour(struct market *m, struct order *b, int64_t t)
     if (charge > 0 && p && b->hold_id[0]) {
         b->spot_acc -= charge * HOUR;
         market_money_post(m, b, charge);
-        char id[128];
-        int64_t fee = fee_of(m, charge);
-        snprintf(id, sizeof id, "spot:%s:%" PRId64, b->o.id, t / HOUR);
-        move(m, id, b->acct, ESCROW, p->acct, CASH, charge - fee, "spot_delivery", b->o.id);
-        earned(earnings_of(p->acct->id), t - HOUR, 0, charge, fee);
-        struct srow *row = srow_new();
-        snprintf(row->id, sizeof row->id, "%s:%" PRId64, b->o.id, t / HOUR);
-        row->kind = "spot";
-        snprintf(row->ref, sizeof row->ref, "%s", b->o.id);
-        row->provider = p->acct;
-        row->buyer = b->acct;
-        row->h1 = t - HOUR;
-        row->h2 = t;
-        row->gross = charge;
-        row->fee = fee;
-        row->at = market_now(m);
-        snprintf(id, sizeof id, "spotfee:%s:%" PRId64, b->o.id, t / HOUR);
-        move(m, id, b->acct, ESCROW, NULL, FEES, fee, "fee", b->o.id);
-        pay_debts(m, p->acct, id, t - HOUR, t);
+        /* Who supplied the GPUs: the pool's unsold ones pay its provider; GPUs an idle holder
+           lent pay that holder. The hour's charge is split by the GPUs each supplies when it
+           is charged (the last minute's placement), the provider taking the rounding. */
+        struct contract *hosts[64];
+        int64_t hgpus[64];
+        int nh = !strcmp(b->status, "running") ? sched_spot_hosts(m, b, hosts, hgpus, 64) : 0;
+        int64_t rest = charge;
+        for (int k = 0; k < nh; k++) {
+            if (!hosts[k] || hgpus[k] <= 0 || b->gpus <= 0)
+                continue;
+            int64_t share;
+            CAPX_ASSERT(capx_mul_i64(charge, hgpus[k], &share) == 0);
+            share /= b->gpus;
+            if (share <= 0 || share > rest)
+                continue;
+            rest -= share;
+            spot_pay(m, b, hosts[k]->buyer, share, t, hosts[k]->o.id);
+        }
+        if (rest > 0)
+            spot_pay(m, b, p->acct, rest, t, NULL);
         market_dirty(m, &b->o);
     }
     if (!live_bid(b) || b->hold_id[0])
