@@ -13,6 +13,7 @@
 
 #include "common/timefmt.h"
 #include "server/api.h"
+#include "server/reqspec.h"
 #include "server/log.h"
 #include "server/sched.h"
 
@@ -314,42 +315,6 @@ void h_offers_cancel(struct app_req *r)
 
 /* ---- orders and quotes ---- */
 
-struct order_req {
-    const char *kind, *gpu_model, *region, *tif;
-    int64_t gpus, start, hours, limit_price, latest_start;
-    int all_or_none, single_pool, lend_idle;
-};
-
-enum {
-    F_KIND,
-    F_MODEL,
-    F_REGION,
-    F_GPUS,
-    F_START,
-    F_HOURS,
-    F_LIMIT,
-    F_LATEST,
-    F_AON,
-    F_SINGLE,
-    F_TIF,
-    F_LEND
-};
-
-static const struct jfield order_fields[] = {
-    {"kind", JF_STR, 1, 1, 16, offsetof(struct order_req, kind), JC_TOKEN},
-    {"gpu_model", JF_STR, 1, 1, 32, offsetof(struct order_req, gpu_model), JC_TOKEN},
-    {"region", JF_STR, 0, 1, 32, offsetof(struct order_req, region), JC_TOKEN},
-    {"gpus", JF_INT, 1, 1, 100000, offsetof(struct order_req, gpus), 0},
-    {"start", JF_HOUR, 0, 0, 0, offsetof(struct order_req, start), 0},
-    {"hours", JF_INT, 0, 1, 8784, offsetof(struct order_req, hours), 0},
-    {"limit_price", JF_INT, 1, 1, 1000000000, offsetof(struct order_req, limit_price), 0},
-    {"latest_start", JF_HOUR, 0, 0, 0, offsetof(struct order_req, latest_start), 0},
-    {"all_or_none", JF_BOOL, 0, 0, 0, offsetof(struct order_req, all_or_none), 0},
-    {"single_pool", JF_BOOL, 0, 0, 0, offsetof(struct order_req, single_pool), 0},
-    {"time_in_force", JF_STR, 0, 1, 8, offsetof(struct order_req, tif), JC_TOKEN},
-    {"lend_idle", JF_BOOL, 0, 0, 0, offsetof(struct order_req, lend_idle), 0},
-};
-
 #define HAS(f) (present & (1ull << (f)))
 
 /* Decodes and checks an order body (400 and 422 from the clock). 0 ok, -1 answered. */
@@ -358,7 +323,7 @@ static int order_body(struct app_req *r, struct order_req *q, int *spot)
     uint64_t present;
     memset(q, 0, sizeof *q);
     q->all_or_none = 1;
-    if (api_decode(r, order_fields, ARRAY_LEN(order_fields), q, &present) < 0)
+    if (api_decode(r, order_fields, order_nfields, q, &present) < 0)
         return -1;
     *spot = 0;
     if (!strcmp(q->kind, "spot"))

@@ -2,7 +2,8 @@
  * fuzz_request — libFuzzer harness over what capxd does with a client's bytes before any
  * handler runs: HTTP/1.1 parsing with capx's checks (pipelined requests, split at a
  * data-chosen point as a network would split them), then the JSON body decoded to a typed
- * order request. Anything the sanitizers report, or an assertion, is a bug.
+ * order request with the server's own field table (server/reqspec.c). Anything the sanitizers
+ * report, or an assertion, is a bug.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -10,29 +11,7 @@
 
 #include "server/httpparse.h"
 #include "server/reqjson.h"
-
-struct order_req {
-    const char *kind, *gpu_model, *region, *tif;
-    int64_t gpus, start, hours, limit_price, latest_start;
-    int all_or_none, single_pool, lend_idle;
-    json_t *roles;
-};
-
-static const struct jfield order_fields[] = {
-    {"kind", JF_STR, 1, 1, 16, offsetof(struct order_req, kind), JC_TOKEN},
-    {"gpu_model", JF_STR, 1, 1, 32, offsetof(struct order_req, gpu_model), JC_TOKEN},
-    {"region", JF_STR, 0, 1, 32, offsetof(struct order_req, region), JC_TOKEN},
-    {"gpus", JF_INT, 1, 1, 100000, offsetof(struct order_req, gpus), 0},
-    {"start", JF_HOUR, 0, 0, 0, offsetof(struct order_req, start), 0},
-    {"hours", JF_INT, 0, 1, 8784, offsetof(struct order_req, hours), 0},
-    {"limit_price", JF_INT, 1, 1, 1000000000, offsetof(struct order_req, limit_price), 0},
-    {"latest_start", JF_HOUR, 0, 0, 0, offsetof(struct order_req, latest_start), 0},
-    {"all_or_none", JF_BOOL, 0, 0, 0, offsetof(struct order_req, all_or_none), 0},
-    {"single_pool", JF_BOOL, 0, 0, 0, offsetof(struct order_req, single_pool), 0},
-    {"lend_idle", JF_BOOL, 0, 0, 0, offsetof(struct order_req, lend_idle), 0},
-    {"time_in_force", JF_STR, 0, 1, 8, offsetof(struct order_req, tif), JC_TOKEN},
-    {"roles", JF_STRARR, 0, 1, 3, offsetof(struct order_req, roles), JC_TOKEN},
-};
+#include "server/reqspec.h"
 
 static void decode_body(const struct hp_request *r)
 {
@@ -46,9 +25,8 @@ static void decode_body(const struct hp_request *r)
     struct order_req q;
     uint64_t present;
     memset(&q, 0, sizeof q);
-    if (reqjson_decode(o, order_fields, sizeof order_fields / sizeof order_fields[0], &q, &present,
-                       &e) == 0) {
-        if (q.gpus < 1 || q.gpus > 100000 || (present & (1u << 4) && q.start % 3600))
+    if (reqjson_decode(o, order_fields, order_nfields, &q, &present, &e) == 0) {
+        if (q.gpus < 1 || q.gpus > 100000 || (present & (1u << F_START) && q.start % 3600))
             __builtin_trap();
     } else if (e.status != 400) {
         __builtin_trap();
