@@ -303,20 +303,36 @@ char *http_error_body(const struct api_error *err, size_t *len)
     return s;
 }
 
+/* Headers and body go out as ONE contiguous piece, so TLS sends them in one record and one
+   write() instead of one per evbuffer chunk. */
 static void write_answer(struct http_conn *c, int status, const char *ctype, const char *body,
                          size_t len, const char *extra, int close_after, int head)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    evbuffer_add_printf(out,
-                        "HTTP/1.1 %d %s\r\n"
-                        "Content-Type: %s\r\n"
-                        "Content-Length: %zu\r\n"
-                        "X-Request-Id: %llu\r\n"
-                        "%s%s\r\n",
-                        status, http_status_text(status), ctype, len, (unsigned long long)c->req.id,
-                        extra ? extra : "", close_after ? "Connection: close\r\n" : "");
-    if (len && !head)
-        evbuffer_add(out, body, len);
+    char hdr[1024];
+    int n = snprintf(hdr, sizeof hdr,
+                     "HTTP/1.1 %d %s\r\n"
+                     "Content-Type: %s\r\n"
+                     "Content-Length: %zu\r\n"
+                     "X-Request-Id: %llu\r\n"
+                     "%s%s\r\n",
+                     status, http_status_text(status), ctype, len, (unsigned long long)c->req.id,
+                     extra ? extra : "", close_after ? "Connection: close\r\n" : "");
+    CAPX_ASSERT(n > 0 && (size_t)n < sizeof hdr);
+    size_t blen = (len && !head) ? len : 0;
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(out, (ev_ssize_t)((size_t)n + blen), &v, 1) == 1 &&
+        v.iov_len >= (size_t)n + blen) {
+        memcpy(v.iov_base, hdr, (size_t)n);
+        if (blen)
+            memcpy((char *)v.iov_base + n, body, blen);
+        v.iov_len = (size_t)n + blen;
+        evbuffer_commit_space(out, &v, 1);
+        return;
+    }
+    evbuffer_add(out, hdr, (size_t)n);
+    if (blen)
+        evbuffer_add(out, body, blen);
 }
 
 void http_reply(struct http_req *req, int status, const char *content_type, const char *body,

@@ -32,7 +32,7 @@ int log_init(const char *path, const char *level)
         FILE *f = fopen(log_path, "a");
         if (!f)
             return -1;
-        setvbuf(f, NULL, _IOLBF, 0);
+        setvbuf(f, NULL, _IOFBF, 1 << 16);
         log_fp = f;
     } else {
         log_fp = stderr;
@@ -47,11 +47,19 @@ int log_reopen(void)
     FILE *f = fopen(log_path, "a");
     if (!f)
         return -1;
-    setvbuf(f, NULL, _IOLBF, 0);
-    if (log_fp && log_fp != stderr)
+    setvbuf(f, NULL, _IOFBF, 1 << 16);
+    if (log_fp && log_fp != stderr) {
+        fflush(log_fp);
         fclose(log_fp);
+    }
     log_fp = f;
     return 0;
+}
+
+void log_flush(void)
+{
+    if (log_fp)
+        fflush(log_fp);
 }
 
 void log_close(void)
@@ -83,5 +91,8 @@ void log_write(enum log_level level, const char *fmt, ...)
     line[n++] = '\n';
     FILE *f = log_fp ? log_fp : stderr;
     fwrite(line, 1, (size_t)n, f);
-    fflush(f);
+    /* A log file is flushed by log_flush() a few times a second (and at warnings and exit),
+       not once per line: one write() per request would cost more than the request. */
+    if (f == stderr || level >= LOG_WARN)
+        fflush(f);
 }

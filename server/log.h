@@ -19,6 +19,8 @@ MUSTCHECK int log_init(const char *path, const char *level);
 /* Reopen the file (after rotation). 0 ok, -1 keeps the old one. */
 int log_reopen(void);
 void log_close(void);
+/* Writes out buffered lines (capxd calls it on a short timer and at exit). */
+void log_flush(void);
 void log_write(enum log_level level, const char *fmt, ...) PRINTF(2, 3);
 
 #define log_debug(...)                                                                             \

@@ -154,6 +154,14 @@ static void on_ticket_rotate(evutil_socket_t fd, short what, void *arg)
     log_info("msg=\"rotated TLS session ticket key\"");
 }
 
+static void on_log_flush(evutil_socket_t fd, short what, void *arg)
+{
+    UNUSED(fd);
+    UNUSED(what);
+    UNUSED(arg);
+    log_flush();
+}
+
 /* With the real clock, run what became due (spot rounds each minute, hourly work). */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -199,7 +207,7 @@ int main(int argc, char **argv)
     char err[1024];
     int nrest = 0, rc = 1;
     char *conninfo = NULL, *cert = NULL, *key = NULL, *var = NULL;
-    struct event *sigs[4] = {0}, *rotate = NULL, *tick = NULL;
+    struct event *sigs[4] = {0}, *rotate = NULL, *tick = NULL, *logflush = NULL;
     int lr = cfg_load(capxd_cfg, ARRAY_LEN(capxd_cfg), argc, argv, &nrest, stdout, usage, err,
                       sizeof err);
     if (lr == 1)
@@ -272,6 +280,9 @@ int main(int argc, char **argv)
         sigs[i] = evsignal_new(base, signums[i], on_signal, NULL);
         event_add(sigs[i], NULL);
     }
+    logflush = event_new(base, -1, EV_PERSIST, on_log_flush, NULL);
+    struct timeval lt = {0, 100000};
+    event_add(logflush, &lt);
     tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
     struct timeval tt = {1, 0};
     event_add(tick, &tt);
@@ -302,6 +313,8 @@ out_app:
         event_free(rotate);
     if (tick)
         event_free(tick);
+    if (logflush)
+        event_free(logflush);
     market_free(app.market);
     if (shutdown_timer)
         event_free(shutdown_timer);
