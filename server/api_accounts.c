@@ -390,10 +390,9 @@ void h_payouts(struct app_req *r)
             continue;
         char id[128];
         int64_t amount = settle_payout(m, a, q.until, id, sizeof id);
-        json_array_append_new(
-            list, json_pack("{s:s,s:I,s:s?,s:b}", "provider_id", a->id, "amount",
-                            (json_int_t)(amount > 0 ? amount : 0), "transfer_id",
-                            amount > 0 ? id : NULL, "already_paid", amount < 0));
+        json_array_append_new(list, json_pack("{s:s,s:I,s:s?,s:b}", "provider_id", a->id, "amount",
+                                              (json_int_t)(amount > 0 ? amount : 0), "transfer_id",
+                                              amount > 0 ? id : NULL, "already_paid", amount < 0));
     }
     char until[CAPX_TIME_STRLEN];
     capx_time_format(q.until, until);
