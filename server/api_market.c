@@ -105,7 +105,15 @@ void h_pools_create(struct app_req *r)
     uint64_t present;
     if (api_decode(r, pool_fields, ARRAY_LEN(pool_fields), &q, &present) < 0)
         return;
+    /* Every node is simulated in memory: a provider's hardware is bounded by configuration. */
+    if (r->acct->pool_nodes + q.nodes > r->app->cfg.max_nodes_per_account) {
+        app_error(r, 409, "conflict", "nodes",
+                  "the account's pools would exceed %lld nodes, the configured limit",
+                  (long long)r->app->cfg.max_nodes_per_account);
+        return;
+    }
     struct market *m = mk(r);
+    r->acct->pool_nodes += q.nodes;
     struct pool *p = market_new_obj(m, sizeof *p, OBJ_POOL, "pool_");
     p->acct = r->acct;
     snprintf(p->name, sizeof p->name, "%s", q.name);

@@ -36,6 +36,7 @@ struct account {
     int64_t available;  /* mirror of the ledger: spendable */
     int64_t held;       /* mirror of the ledger: holds + escrow */
     int64_t open_orders;
+    int64_t pool_nodes; /* nodes of the pools it registered */
     int64_t created;
 };
 
@@ -60,7 +61,8 @@ struct app_config {
     int64_t max_open_orders; /* per account */
     int64_t fee_bps;         /* platform fee, basis points */
     int64_t preempt_notice_s;
-    int64_t sla_credit_pct; /* SLA credit per lost GPU-hour, % of its price (0: off) */
+    int64_t sla_credit_pct;        /* SLA credit per lost GPU-hour, % of its price (0: off) */
+    int64_t max_nodes_per_account; /* hardware one provider may register (memory bound) */
 };
 
 struct market;

@@ -33,7 +33,8 @@ static char *o_listen, *o_tls_cert, *o_tls_key, *o_database, *o_var, *o_log_leve
 static int64_t o_port, o_pgport, o_body_limit, o_rate_limit, o_rate_burst, o_max_conns,
     o_max_conns_per_ip, o_header_timeout_ms, o_body_timeout_ms, o_idle_timeout_ms,
     o_write_timeout_ms, o_db_pool, o_db_queue, o_db_wait, o_shutdown_timeout_ms, o_ticket_rotate_s,
-    o_max_open_orders, o_fee_bps, o_preempt_notice_s, o_sla_credit_pct, o_max_header_bytes;
+    o_max_open_orders, o_fee_bps, o_preempt_notice_s, o_sla_credit_pct, o_max_nodes_per_account,
+    o_max_header_bytes;
 static int64_t o_sched_mtbf_h, o_sched_repair_h, o_sched_seed;
 
 static const struct cfg_entry capxd_cfg[] = {
@@ -75,6 +76,8 @@ static const struct cfg_entry capxd_cfg[] = {
     {"max_open_orders", CFG_INT, &o_max_open_orders, "10000", 1, 10000000,
      "open orders per account"},
     {"fee_bps", CFG_INT, &o_fee_bps, "500", 0, 10000, "platform fee, basis points"},
+    {"max_nodes_per_account", CFG_INT, &o_max_nodes_per_account, "200000", 1, 100000000,
+     "nodes one account's pools may have in all (each is simulated in memory)"},
     {"sla_credit_pct", CFG_INT, &o_sla_credit_pct, "0", 0, 100000,
      "SLA credit a provider pays per lost GPU-hour, % of its price (0: off)"},
     {"sched_mtbf_h", CFG_INT, &o_sched_mtbf_h, "0", 0, 100000000,
@@ -246,8 +249,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "capxd: %s\n", err);
         goto out;
     }
-    struct app_config acfg = {o_rate_limit, o_rate_burst,       o_body_limit,    o_max_open_orders,
-                              o_fee_bps,    o_preempt_notice_s, o_sla_credit_pct};
+    struct app_config acfg = {
+        o_rate_limit, o_rate_burst,       o_body_limit,     o_max_open_orders,
+        o_fee_bps,    o_preempt_notice_s, o_sla_credit_pct, o_max_nodes_per_account};
     struct event_base *base = event_base_new();
     app_init(&app, base, &acfg);
     app.clock = clk;

@@ -1368,7 +1368,7 @@ struct account *market_account_new(struct market *m, const char *id, const char 
     if (a) {
         /* Reloaded: same object (requests may point at it), balances from the ledger. */
         a->roles = roles;
-        a->available = a->held = a->open_orders = 0;
+        a->available = a->held = a->open_orders = a->pool_nodes = 0;
         return a;
     }
     a = xcalloc(1, sizeof *a);
@@ -1489,6 +1489,7 @@ static int load_market(struct market *m, PGconn *c, char *err, size_t errlen)
         p->nodes_per_rack = i64(r, i, 8);
         p->gpus = p->nodes * p->gpus_per_node;
         p->o.created = i64(r, i, 9);
+        p->acct->pool_nodes += p->nodes;
         p->model = market_intern(m, p->gpu_model);
         p->region_num = market_intern(m, p->region);
         add_obj(m, &p->o);
