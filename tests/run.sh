@@ -31,6 +31,12 @@ cleanup() {
     for d in "$tmp"/*/var; do
         [ -d "$d/pg" ] && CAPX_VAR="$d" "$root/deploy/pg.sh" stop >/dev/null 2>&1
     done
+    # A cluster that had to live outside $tmp (state under a 0700 directory, as root) is
+    # reached through its pg link: remove what it points to as well.
+    find "$tmp" -maxdepth 4 -type l -name pg 2>/dev/null | while read -r l; do
+        t=$(readlink -f "$l")
+        case "$t" in /var/lib/capx/pg-*) rm -rf "$t" ;; esac
+    done
     rm -rf "$tmp"
 }
 trap cleanup EXIT
