@@ -734,6 +734,10 @@ void h_book(struct app_req *r)
         app_error(r, 400, "invalid_request", "end", "end must be after start");
         return;
     }
+    if (to - from > MAX_AHEAD_S) {
+        app_error(r, 400, "invalid_request", "end", "a book window spans at most 366 days");
+        return;
+    }
     struct market *m = mk(r);
     uint64_t ver = market_version(m);
     for (int i = 0; i < BOOK_CACHE; i++)

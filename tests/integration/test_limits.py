@@ -1,5 +1,6 @@
-"""Configured limits that protect capxd's memory: the hardware one account may register (every
-node is simulated in memory). Over the limit: 409 conflict naming the field, nothing created."""
+"""Limits that protect capxd: the hardware one account may register (every node is simulated in
+memory; over the limit 409 conflict naming the field, nothing created) and the window of a book
+query (at most 366 days, else 400)."""
 from capxtest import Env, check, done, need_env, is_error_body
 
 need_env()
@@ -18,6 +19,14 @@ try:
     check(st == 200 and len(lst["data"]) == 1, f"nothing created: {lst}")
     st, _, b = e.req("POST", "/v1/pools", dict(pool, name="c", nodes=2), key=key)
     check(st == 201, f"exactly at the limit: {st} {b}")
+    # A book window is bounded too (the engine aggregates over it).
+    st, _, b = e.req("GET", "/v1/markets/H100/book?region=eu&start=2030-01-01T00:00:00Z"
+                     "&end=2040-01-01T00:00:00Z", key=key)
+    check(st == 400 and is_error_body(b, "invalid_request") and b["error"].get("field") == "end",
+          f"a ten-year book window is refused: {st} {b}")
+    st, _, b = e.req("GET", "/v1/markets/H100/book?region=eu&start=2030-01-01T00:00:00Z"
+                     "&end=2030-12-01T00:00:00Z", key=key)
+    check(st == 200, f"an eleven-month window is served: {st}")
     # The count survives a restart (it is rebuilt from the pools).
     e.down()
     e.up()
