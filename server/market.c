@@ -26,10 +26,8 @@ struct pending_reply {
 
 /* One turn: everything to commit together. */
 struct turn {
-    struct db_job *job;           /* market_sql statements, in order */
-    struct ledger_batch **phases; /* ledger batches, in order */
-    int nphases, capphases;
-    struct hmap phase_holds; /* holds created in the last phase */
+    struct db_job *job;          /* market_sql statements, in order */
+    struct ledger_batch *ledger; /* the turn's transfers, one ledger_submit; NULL if none */
     struct pending_reply *replies;
     int nreplies, capreplies;
     struct obj **dirty;
@@ -53,8 +51,6 @@ struct market {
     struct event *flush_ev, *retry_ev;
     int ready;
     int64_t now;                        /* last time everything due was run */
-    int64_t last_minute;                /* last spot round */
-    uint64_t hold_serial;               /* unique part of hold transfer ids */
     uint64_t *bytype[OBJ_CONTRACT + 1]; /* nums of each type, ascending */
     size_t nbytype[OBJ_CONTRACT + 1], capbytype[OBJ_CONTRACT + 1];
     int64_t live_spot;   /* spot bids pending, running or preempted */
@@ -217,7 +213,6 @@ static void on_flush(evutil_socket_t fd, short what, void *arg);
 static struct turn *turn_new(void)
 {
     struct turn *t = xcalloc(1, sizeof *t);
-    hmap_init(&t->phase_holds);
     t->sim_now = -1;
     return t;
 }
@@ -228,10 +223,8 @@ static void turn_free(struct turn *t)
         return;
     if (t->job)
         db_job_free(t->job);
-    for (int i = 0; i < t->nphases; i++)
-        ledger_batch_free(t->phases[i]);
-    free(t->phases);
-    hmap_free(&t->phase_holds);
+    if (t->ledger)
+        ledger_batch_free(t->ledger);
     for (int i = 0; i < t->nreplies; i++)
         free(t->replies[i].body);
     free(t->replies);
@@ -327,21 +320,13 @@ void market_reply(struct market *m, struct app_req *r, int status, json_t *body)
 
 /* ---- money ---- */
 
-static struct ledger_batch *phase(struct turn *t)
-{
-    if (t->nphases == 0) {
-        t->phases = xrealloc(t->phases, sizeof *t->phases * 4);
-        t->capphases = 4;
-        t->phases[t->nphases++] = ledger_batch_new();
-    }
-    return t->phases[t->nphases - 1];
-}
-
 static void add_transfer(struct market *m, const struct ledger_transfer *x)
 {
     struct turn *t = turn(m);
     /* ledger_submit resolves holds created earlier in the same batch: one batch per turn. */
-    ledger_batch_add(phase(t), x);
+    if (!t->ledger)
+        t->ledger = ledger_batch_new();
+    ledger_batch_add(t->ledger, x);
 }
 
 void market_transfer(struct market *m, const struct ledger_transfer *x)
@@ -803,7 +788,7 @@ static void flush(struct market *m)
     if (!t || m->inflight)
         return;
     m->open = NULL;
-    if (!t->job && t->ndirty == 0 && t->nphases == 0 && t->sim_now < 0) {
+    if (!t->job && t->ndirty == 0 && !t->ledger && t->sim_now < 0) {
         /* Only reads: nothing to commit, and nothing uncommitted is in memory any more. */
         for (int i = 0; i < t->nreplies; i++) {
             struct pending_reply *p = &t->replies[i];
@@ -840,12 +825,10 @@ static void flush(struct market *m)
     rows_flush(job);
     for (int i = 0; i < t->ndirty; i++)
         t->dirty[i]->dirty = 0;
-    for (int i = 0; i < t->nphases; i++) {
+    if (t->ledger && ledger_batch_count(t->ledger) > 0) {
         struct ledger_stmt st;
-        if (ledger_batch_count(t->phases[i]) == 0)
-            continue;
-        ledger_batch_set_time(t->phases[i], market_now(m));
-        ledger_batch_stmt(t->phases[i], &st);
+        ledger_batch_set_time(t->ledger, market_now(m));
+        ledger_batch_stmt(t->ledger, &st);
         char *sql = xmalloc(strlen(st.sql) + 96);
         sprintf(sql, "SELECT capx_require_ok(array_agg(result ORDER BY idx)) FROM (%s) s", st.sql);
         db_job_add(job, sql, st.nparams, st.values);
