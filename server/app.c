@@ -86,6 +86,33 @@ void app_idem_finish(struct app_req *r, int status, const char *body)
     r->idem_key[0] = '\0';
 }
 
+size_t app_idem_purge(struct app *a, int64_t now)
+{
+    /* Collect first: deleting while iterating would move the iteration. */
+    size_t i = 0, n = 0, cap = 0;
+    const char *k;
+    void *v;
+    char **dead = NULL;
+    while (hmap_next(&a->idem, &i, &k, &v)) {
+        struct idem *d = v;
+        if (d->status == 0 || now - d->created <= IDEM_TTL_S)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            dead = xrealloc(dead, cap * sizeof *dead);
+        }
+        dead[n++] = xstrdup(k);
+    }
+    for (size_t j = 0; j < n; j++) {
+        struct idem *d = hmap_del(&a->idem, dead[j]);
+        free(d->body);
+        free(d);
+        free(dead[j]);
+    }
+    free(dead);
+    return n;
+}
+
 static int idem_key_ok(const char *k)
 {
     size_t n = strlen(k);

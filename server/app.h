@@ -116,6 +116,8 @@ struct app_req {
 
 void app_init(struct app *a, struct event_base *base, const struct app_config *cfg);
 void app_free(struct app *a);
+/* Drops saved idempotent answers older than 24 hours (wall clock); returns how many. */
+size_t app_idem_purge(struct app *a, int64_t now);
 /* Idempotency: called with the final answer of a request that carried a key. */
 void app_idem_finish(struct app_req *r, int status, const char *body);
 /* Drops keys and saved idempotency answers before a rebuild (all: accounts and in-flight

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -173,6 +174,17 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     UNUSED(arg);
     if (!app.clock.simulated && market_ready(app.market) && !app.draining)
         market_advance(app.market, clock_now(&app.clock));
+    /* Saved idempotent answers live 24 hours of wall clock, whatever the market's clock. */
+    static time_t last_purge;
+    time_t now = time(NULL);
+    if (now - last_purge >= 3600 && market_ready(app.market) && !app.draining) {
+        last_purge = now;
+        size_t n = app_idem_purge(&app, (int64_t)now);
+        market_sql(app.market,
+                   "DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'", 0,
+                   NULL);
+        log_info("msg=\"expired idempotency records purged\" in_memory=%zu", n);
+    }
 }
 
 /* Waits for the database and checks its schema (blocking: before the loop exists). */
