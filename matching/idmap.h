@@ -12,8 +12,9 @@
 #define IDMAP_NONE UINT32_MAX
 
 typedef struct idmap_slot {
-    uint64_t key; /* the caller's id; 0 = empty */
-    uint32_t val; /* engine slot index */
+    uint64_t key;  /* the caller's id; 0 = empty */
+    uint32_t val;  /* engine slot index */
+    uint32_t hash; /* idmap_hash(key): deletion's backward shift needs every home bucket */
 } idmap_slot;
 
 typedef struct idmap {

@@ -105,22 +105,21 @@ static void bid_unlink(engine *e, uint32_t bi)
 static void bid_event(engine *e, const spot_bid *b, uint8_t kind, uint8_t reason, int64_t price)
 {
     const market *m = MARKET(e, b->market);
-    engine_event ev = {0};
-    ev.kind = kind;
-    ev.reason = reason;
-    ev.order = b->id;
-    ev.buyer = b->account;
-    ev.model = m->model;
-    ev.region = m->region;
-    ev.gpus = b->gpus;
-    ev.price = price;
+    ev_fields f = {.kind = kind,
+                   .reason = reason,
+                   .order = b->id,
+                   .buyer = b->account,
+                   .model = m->model,
+                   .region = m->region,
+                   .gpus = b->gpus,
+                   .price = price};
     if (b->running != NONE32) {
         const pool *p = POOL(e, b->running);
-        ev.pool = p->id;
-        ev.provider = p->account;
-        ev.offer = p->spot_offer != NONE32 ? OFFER(e, p->spot_offer)->id : 0;
+        f.pool = p->id;
+        f.provider = p->account;
+        f.offer = p->spot_offer != NONE32 ? OFFER(e, p->spot_offer)->id : 0;
     }
-    emit(e, &ev);
+    emit_packed(e, &f);
 }
 
 /* (Outside a round the caller marks the market's rb dirty.) */
@@ -327,16 +326,14 @@ int engine_spot_bid(engine *e, int64_t now, const engine_spot_bid_spec *s)
     b->running = NONE32;
     b->live = 1;
     spot_bid_insert(e, bi);
-    engine_event ev = {0};
-    ev.kind = ENGINE_EV_SPOT_BID_ACCEPTED;
-    ev.order = s->id;
-    ev.buyer = s->account;
-    ev.model = s->model;
-    ev.region = s->region;
-    ev.seq = seq;
-    ev.gpus = s->gpus;
-    ev.price = s->limit_price;
-    emit(e, &ev);
+    emit_packed(e, &(ev_fields){.kind = ENGINE_EV_SPOT_BID_ACCEPTED,
+                                .order = s->id,
+                                .buyer = s->account,
+                                .model = s->model,
+                                .region = s->region,
+                                .seq = seq,
+                                .gpus = s->gpus,
+                                .price = s->limit_price});
     return CAPX_OK;
 }
 
