@@ -195,6 +195,12 @@ typedef struct cand {
     uint32_t pool;
 } cand;
 
+/* A visited pool's price of one GPU and its GPUs, for one start (the search's stop rule). */
+typedef struct kc_ent {
+    int64_t k;
+    int64_t c;
+} kc_ent;
+
 typedef struct piece {
     uint32_t pool;
     int32_t gpus;
@@ -247,7 +253,8 @@ struct engine {
     uint32_t *sc_pools; /* search: candidate pools */
     cand *sc_cand;      /* search: [start][pool] */
     cand *sc_sel;       /* search: one start's candidates */
-    size_t sc_pools_cap, sc_cand_cap, sc_sel_cap;
+    kc_ent *sc_kc;      /* search: per start, a heap of visited pools' (k, c) (sc_cand's layout) */
+    size_t sc_pools_cap, sc_cand_cap, sc_sel_cap, sc_kc_cap;
     int32_t *sc_avail, *sc_sold, *sc_dq; /* hourly windows, SEARCH_CHUNK + MAX_HOURS */
     int64_t *sc_price;
     piece *pieces; /* the plan's pieces */

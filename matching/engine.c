@@ -145,6 +145,7 @@ void engine_free(engine *e)
     free(e->sc_pools);
     free(e->sc_cand);
     free(e->sc_sel);
+    free(e->sc_kc);
     free(e->sc_avail);
     free(e->sc_sold);
     free(e->sc_dq);
@@ -211,7 +212,8 @@ size_t engine_memory(const engine *e)
     }
     if (e->sc_sold)
         b += (SEARCH_CHUNK + ENGINE_MAX_HOURS + 1) * (3 * sizeof(int32_t) + sizeof(int64_t));
-    b += e->sc_pools_cap * sizeof(uint32_t) + (e->sc_cand_cap + e->sc_sel_cap) * sizeof(cand);
+    b += e->sc_pools_cap * sizeof(uint32_t) + (e->sc_cand_cap + e->sc_sel_cap) * sizeof(cand) +
+         e->sc_kc_cap * sizeof(kc_ent);
     b += e->pieces_cap * sizeof(piece) + e->sc_retry_cap * sizeof(uint32_t);
     b += e->stamp_cap * sizeof(uint32_t);
     b += e->sc_losers_cap * sizeof(int64_t);

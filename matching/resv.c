@@ -316,16 +316,55 @@ static int offer_lists(engine *e, const want *w, const lblist *out[2], lblist *o
  * pool that is, or no pool left within the limit). Returns the number of pools evaluated
  * (their indices in e->sc_pools).
  */
+/*
+ * Per start, the (k, c) of visited pools not yet known to be cheaper than the walk's bound: a
+ * min-heap by k, its j-th element at heap[j * SEARCH_CHUNK + start] (sc_cand's layout).
+ */
+static void kc_push(kc_ent *heap, int i, uint32_t *n, kc_ent v)
+{
+    uint32_t j = (*n)++;
+    while (j > 0) {
+        uint32_t up = (j - 1) / 2;
+        if (heap[up * SEARCH_CHUNK + i].k <= v.k)
+            break;
+        heap[j * SEARCH_CHUNK + i] = heap[up * SEARCH_CHUNK + i];
+        j = up;
+    }
+    heap[j * SEARCH_CHUNK + i] = v;
+}
+
+static void kc_pop(kc_ent *heap, int i, uint32_t *n)
+{
+    kc_ent v = heap[(size_t)--(*n) * SEARCH_CHUNK + i];
+    uint32_t j = 0, m = *n;
+    for (;;) {
+        uint32_t c = 2 * j + 1;
+        if (c >= m)
+            break;
+        if (c + 1 < m && heap[(c + 1) * SEARCH_CHUNK + i].k < heap[c * SEARCH_CHUNK + i].k)
+            c++;
+        if (v.k <= heap[c * SEARCH_CHUNK + i].k)
+            break;
+        heap[j * SEARCH_CHUNK + i] = heap[c * SEARCH_CHUNK + i];
+        j = c;
+    }
+    if (m > 0)
+        heap[j * SEARCH_CHUNK + i] = v;
+}
+
 static uint32_t scan(engine *e, const want *w, int64_t cs, int wn, const lblist *const *lists,
                      int nl, int64_t *cap_out)
 {
-    int64_t cap[SEARCH_CHUNK], kmax[SEARCH_CHUNK], bestfull[SEARCH_CHUNK];
+    /* cap: GPUs of the pools seen; below: of those whose k is under the walk's current bound */
+    int64_t cap[SEARCH_CHUNK], below[SEARCH_CHUNK], bestfull[SEARCH_CHUNK];
+    uint32_t npend[SEARCH_CHUNK];
     bool done[SEARCH_CHUNK];
     int open = wn;
     int64_t LH = w->limit * w->hours;
     int64_t a = cs, b = cs + wn - 1 + w->hours;
     for (int i = 0; i < wn; i++) {
-        cap[i] = kmax[i] = 0;
+        cap[i] = below[i] = 0;
+        npend[i] = 0;
         bestfull[i] = INT64_MAX;
         done[i] = false;
     }
@@ -356,8 +395,13 @@ static uint32_t scan(engine *e, const want *w, int64_t cs, int wn, const lblist 
         for (int i = 0; i < wn; i++) {
             if (done[i])
                 continue;
-            if (w->single ? (bestfull[i] < lbh || lbh > LH)
-                          : (cap[i] >= w->gpus && kmax[i] < lbh)) {
+            while (npend[i] > 0 && e->sc_kc[i].k < lbh) {
+                below[i] += e->sc_kc[i].c;
+                kc_pop(e->sc_kc, i, &npend[i]);
+            }
+            /* Settled: the pools seen hold gpus GPUs strictly cheaper than any other pool, so
+             * the greedy fill takes no other (and ties none). */
+            if (w->single ? (bestfull[i] < lbh || lbh > LH) : below[i] >= w->gpus) {
                 done[i] = true;
                 open--;
             } else if (aon_multi && cap[i] + ub < w->gpus) {
@@ -378,6 +422,7 @@ static uint32_t scan(engine *e, const want *w, int64_t cs, int wn, const lblist 
         if (p->account == w->account)
             continue;
         grow((void **)&e->sc_cand, &e->sc_cand_cap, (size_t)(np + 1) * SEARCH_CHUNK, sizeof(cand));
+        grow((void **)&e->sc_kc, &e->sc_kc_cap, (size_t)(np + 1) * SEARCH_CHUNK, sizeof(kc_ent));
         grow((void **)&e->sc_pools, &e->sc_pools_cap, np + 1, sizeof(uint32_t));
         cand *col = &e->sc_cand[(size_t)np * SEARCH_CHUNK];
         if (!pool_window(e, pi, cs, wn, w, col, 1))
@@ -387,7 +432,8 @@ static uint32_t scan(engine *e, const want *w, int64_t cs, int wn, const lblist 
             if (col[i].c <= 0)
                 continue;
             cap[i] += col[i].c;
-            kmax[i] = col[i].k > kmax[i] ? col[i].k : kmax[i];
+            if (!done[i] && !w->single)
+                kc_push(e->sc_kc, i, &npend[i], (kc_ent){col[i].k, col[i].c});
             if (col[i].c >= w->gpus && col[i].k <= LH && col[i].k < bestfull[i])
                 bestfull[i] = col[i].k;
         }
@@ -458,11 +504,14 @@ void resv_search(engine *e, const want *w, plan *out)
     grow((void **)&e->pieces, &e->pieces_cap, n, sizeof(piece));
 
     int32_t bq = 0;
-    int64_t bc = 0, bs = -1;
+    int64_t bc = 0, bs = -1, last_cs = -1;
+    uint32_t last_np = 0;
     for (int64_t cs = w->lo; cs <= w->hi; cs += SEARCH_CHUNK) {
         int wn = (int)(w->hi - cs + 1 < SEARCH_CHUNK ? w->hi - cs + 1 : SEARCH_CHUNK);
         int64_t cap[SEARCH_CHUNK];
         uint32_t np = scan(e, w, cs, wn, lists, nl, cap);
+        last_cs = cs;
+        last_np = np;
         for (int i = 0; i < wn; i++) {
             int32_t q;
             int64_t cost;
@@ -486,11 +535,21 @@ void resv_search(engine *e, const want *w, plan *out)
     }
     if (bs < 0)
         return;
-    /* The pieces at the best start (the same scan for that start alone). */
-    uint32_t np = scan(e, w, bs, 1, lists, nl, NULL);
+    /*
+     * The pieces at the best start. When it lies in the last chunk scanned (always, for an order
+     * with at most SEARCH_CHUNK starts), that scan's figures are still in sc_cand: the pools it
+     * visited beyond what this start needed cost strictly more than every pool the start takes,
+     * so the greedy fill is the same. Otherwise the same scan for that start alone.
+     */
+    const cand *row = &e->sc_cand[bs - last_cs];
+    uint32_t np = last_np;
+    if (bs < last_cs) {
+        np = scan(e, w, bs, 1, lists, nl, NULL);
+        row = e->sc_cand;
+    }
     int32_t q;
     int64_t cost;
-    eval_start(e, w, e->sc_cand, SEARCH_CHUNK, np, &q, &cost, true, &out->npieces);
+    eval_start(e, w, row, SEARCH_CHUNK, np, &q, &cost, true, &out->npieces);
     CAPX_ASSERT(q == bq && cost == bc);
     out->start = bs;
     out->gpus = q;
