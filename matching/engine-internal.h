@@ -268,6 +268,8 @@ struct engine {
     size_t sc_losers_cap;
     uint32_t *sc_changes; /* spot round: (bid, won position or NONE32) of bids that change */
     size_t sc_changes_cap;
+    uint32_t *sc_supply; /* spot round: pool index of each supply entry */
+    size_t sc_supply_cap;
 };
 
 /* slab */
@@ -312,14 +314,8 @@ static inline void slab_del(slab *s, uint32_t i)
 void grow(void **arr, size_t *cap, size_t need, size_t elem);
 void grow32(void **arr, uint32_t *cap, uint32_t need, size_t elem);
 
-static inline void emit(engine *e, engine_event *ev)
-{
-    ev->now = e->now;
-    e->sink(e->sink_ctx, ev);
-}
-
 /*
- * emit_packed: the same, for the hot paths (spot bids). The event is written as eight 16-byte
+ * emit: hand an event to the sink, stamped with the command's now. It is written as eight 16-byte
  * stores, the width a consumer's struct copy reads it with, so the copy is forwarded from the
  * store buffer; filling it field by field and copying it at once stalls every such load for
  * tens of cycles (each load would span two pending 8-byte stores). The fields are in pairs in
@@ -328,14 +324,14 @@ static inline void emit(engine *e, engine_event *ev)
 typedef uint64_t ev_pair __attribute__((vector_size(16)));
 _Static_assert(sizeof(engine_event) == 128 && offsetof(engine_event, order) == 8 &&
                    offsetof(engine_event, seq) == 64 && offsetof(engine_event, now) == 120,
-               "engine_event layout is what emit_packed writes");
+               "engine_event layout is what emit writes");
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "kind and reason fill the low bytes");
 typedef struct ev_fields {
     uint8_t kind, reason;
     uint64_t order, offer, pool, buyer, provider, model, region, seq;
     int64_t gpus, filled, start, end, price, amount;
 } ev_fields;
-static inline void emit_packed(engine *e, const ev_fields *f)
+static inline void emit(engine *e, const ev_fields *f)
 {
     _Alignas(16) engine_event ev;
     const ev_pair p[8] = {

@@ -155,6 +155,7 @@ void engine_free(engine *e)
     free(e->stamp);
     free(e->sc_losers);
     free(e->sc_changes);
+    free(e->sc_supply);
     free(e);
 }
 
@@ -215,7 +216,7 @@ size_t engine_memory(const engine *e)
     b += e->sc_pools_cap * sizeof(uint32_t) + (e->sc_cand_cap + e->sc_sel_cap) * sizeof(cand) +
          e->sc_kc_cap * sizeof(kc_ent);
     b += e->pieces_cap * sizeof(piece) + e->sc_retry_cap * sizeof(uint32_t);
-    b += e->stamp_cap * sizeof(uint32_t);
+    b += e->stamp_cap * sizeof(uint32_t) + e->sc_supply_cap * sizeof(uint32_t);
     b += e->sc_losers_cap * sizeof(int64_t);
     return b;
 }
@@ -467,7 +468,7 @@ static void resting_remove(engine *e, uint32_t oi)
 static void order_done(engine *e, uint32_t oi, uint8_t reason, bool unmap)
 {
     order *o = ORDER(e, oi);
-    engine_event ev = {0};
+    ev_fields ev = {0};
     ev.kind = ENGINE_EV_ORDER_DONE;
     ev.reason = reason;
     ev.order = o->id;
@@ -650,7 +651,7 @@ static void offer_done(engine *e, uint32_t oi, uint8_t reason)
     offer *of = OFFER(e, oi);
     pool *p = POOL(e, of->pool);
     market *m = MARKET(e, p->market);
-    engine_event ev = {0};
+    ev_fields ev = {0};
     ev.kind = ENGINE_EV_OFFER_DONE;
     ev.reason = reason;
     ev.offer = of->id;
@@ -883,7 +884,7 @@ int engine_order(engine *e, int64_t now, const engine_order_spec *s)
         return engine_fail(e, ENGINE_EINVAL);
     uint64_t seq = e->next_seq++;
     uint32_t oi = order_new(e, s, seq);
-    engine_event ev = {0};
+    ev_fields ev = {0};
     ev.kind = ENGINE_EV_ORDER_ACCEPTED;
     ev.order = s->id;
     ev.buyer = s->account;
@@ -949,7 +950,7 @@ int engine_offer(engine *e, int64_t now, const engine_offer_spec *s)
     offer_insert(e, s, pi, seq);
     pool *p = POOL(e, pi);
     market *m = MARKET(e, p->market);
-    engine_event ev = {0};
+    ev_fields ev = {0};
     ev.kind = ENGINE_EV_OFFER_ACCEPTED;
     ev.offer = s->id;
     ev.pool = s->pool;

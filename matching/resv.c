@@ -591,7 +591,7 @@ static void apply_segment(engine *e, void *vctx, uint32_t pi, const offer *of, i
     int64_t amount;
     CAPX_ASSERT(capx_mul3_i64(of->price, gpus, s1 - s0, &amount) == 0);
     ac->total += amount;
-    engine_event ev = {0};
+    ev_fields ev = {0};
     ev.kind = ENGINE_EV_FILL;
     ev.order = ac->o->id;
     ev.offer = of->id;

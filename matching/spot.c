@@ -119,7 +119,7 @@ static void bid_event(engine *e, const spot_bid *b, uint8_t kind, uint8_t reason
         f.provider = p->account;
         f.offer = p->spot_offer != NONE32 ? OFFER(e, p->spot_offer)->id : 0;
     }
-    emit_packed(e, &f);
+    emit(e, &f);
 }
 
 /* (Outside a round the caller marks the market's rb dirty.) */
@@ -181,7 +181,7 @@ void spot_offer_gone(engine *e, uint32_t oi)
     pool *p = POOL(e, of->pool);
     market *m = MARKET(e, p->market);
     uint32_t pi = of->pool;
-    engine_event ev = {0};
+    ev_fields ev = {0};
     ev.kind = ENGINE_EV_OFFER_DONE;
     ev.reason = ENGINE_R_CANCELLED;
     ev.offer = of->id;
@@ -244,7 +244,7 @@ int engine_spot_offer(engine *e, int64_t now, const engine_spot_offer_spec *s)
     spot_offer_insert(e, s, pi, seq);
     const pool *p = POOL(e, pi);
     const market *m = MARKET(e, p->market);
-    engine_event ev = {0};
+    ev_fields ev = {0};
     ev.kind = ENGINE_EV_OFFER_ACCEPTED;
     ev.offer = s->id;
     ev.pool = s->pool;
@@ -326,14 +326,14 @@ int engine_spot_bid(engine *e, int64_t now, const engine_spot_bid_spec *s)
     b->running = NONE32;
     b->live = 1;
     spot_bid_insert(e, bi);
-    emit_packed(e, &(ev_fields){.kind = ENGINE_EV_SPOT_BID_ACCEPTED,
-                                .order = s->id,
-                                .buyer = s->account,
-                                .model = s->model,
-                                .region = s->region,
-                                .seq = seq,
-                                .gpus = s->gpus,
-                                .price = s->limit_price});
+    emit(e, &(ev_fields){.kind = ENGINE_EV_SPOT_BID_ACCEPTED,
+                         .order = s->id,
+                         .buyer = s->account,
+                         .model = s->model,
+                         .region = s->region,
+                         .seq = seq,
+                         .gpus = s->gpus,
+                         .price = s->limit_price});
     return CAPX_OK;
 }
 
@@ -570,18 +570,17 @@ static void auction(engine *e, uint32_t mk)
         uint32_t won = e->sc_changes[c + 1];
         uint32_t pos = won != NONE32 ? won : re->pos; /* where it runs now, or ran */
         uint32_t pi = m->sp[pos];
-        engine_event ev = {0};
-        ev.kind = won != NONE32 ? ENGINE_EV_SPOT_WON : ENGINE_EV_SPOT_PREEMPTED;
-        ev.reason = won != NONE32 ? ENGINE_R_NONE : ENGINE_R_OUTBID;
-        ev.order = b->id;
-        ev.buyer = b->account;
-        ev.model = m->model;
-        ev.region = m->region;
-        ev.gpus = b->gpus;
-        ev.price = won != NONE32 ? P : 0;
-        ev.pool = m->sp_ids[pos][0];
-        ev.provider = m->sp_ids[pos][1];
-        ev.offer = m->sp_ids[pos][2];
+        ev_fields ev = {.kind = won != NONE32 ? ENGINE_EV_SPOT_WON : ENGINE_EV_SPOT_PREEMPTED,
+                        .reason = won != NONE32 ? ENGINE_R_NONE : ENGINE_R_OUTBID,
+                        .order = b->id,
+                        .buyer = b->account,
+                        .model = m->model,
+                        .region = m->region,
+                        .gpus = b->gpus,
+                        .price = won != NONE32 ? P : 0,
+                        .pool = m->sp_ids[pos][0],
+                        .provider = m->sp_ids[pos][1],
+                        .offer = m->sp_ids[pos][2]};
         if (won != NONE32) {
             b->running = pi;
             POOL(e, pi)->spot_running += b->gpus;
@@ -592,19 +591,18 @@ static void auction(engine *e, uint32_t mk)
         re->pos = won;
         emit(e, &ev);
     }
-    engine_event ev = {0};
-    ev.kind = ENGINE_EV_SPOT_ROUND;
-    ev.model = m->model;
-    ev.region = m->region;
-    ev.price = P;
-    ev.gpus = running;
-    ev.filled = nwin;
-    emit(e, &ev);
+    emit(e, &(ev_fields){.kind = ENGINE_EV_SPOT_ROUND,
+                         .model = m->model,
+                         .region = m->region,
+                         .price = P,
+                         .gpus = running,
+                         .filled = nwin});
 }
 
 int engine_spot_round(engine *e, int64_t now, const engine_spot_supply *supply, size_t n)
 {
     e->round++; /* a refused round burns its number, so its stamps never count */
+    grow((void **)&e->sc_supply, &e->sc_supply_cap, n, sizeof(uint32_t));
     for (size_t i = 0; i < n; i++) {
         uint32_t pi = idmap_get(&e->pool_ids, supply[i].pool);
         if (pi == IDMAP_NONE)
@@ -613,11 +611,12 @@ int engine_spot_round(engine *e, int64_t now, const engine_spot_supply *supply, 
         if (supply[i].idle < 0 || supply[i].lent < 0 || p->stamp == e->round)
             return engine_fail(e, ENGINE_EINVAL);
         p->stamp = e->round;
+        e->sc_supply[i] = pi;
     }
     if (engine_advance(e, now) < 0)
         return CAPX_ERR;
     for (size_t i = 0; i < n; i++) {
-        pool *p = POOL(e, idmap_get(&e->pool_ids, supply[i].pool));
+        pool *p = POOL(e, e->sc_supply[i]);
         int32_t v = 0;
         if (p->spot_offer != NONE32) {
             int32_t cap = OFFER(e, p->spot_offer)->gpus;
