@@ -70,7 +70,7 @@ static void list(struct app_req *r, int type, int (*keep)(struct app_req *, stru
     json_t *items = json_array();
     uint64_t next = 0, cur = cursor;
     struct obj *o;
-    while ((o = market_next(mk(r), type, &cur)) != NULL) {
+    while ((o = market_next_owned(mk(r), r->acct, type, &cur)) != NULL) {
         if (!keep(r, o))
             continue;
         if ((int64_t)json_array_size(items) == limit) {

@@ -58,8 +58,12 @@ void app_clear(struct app *a, int all)
     if (!all)
         return; /* accounts are never deleted: requests may hold pointers to them */
     i = 0;
-    while (hmap_next(&a->accounts, &i, &k, &v))
-        free(v);
+    while (hmap_next(&a->accounts, &i, &k, &v)) {
+        struct account *ac = v;
+        for (int t = 0; t < APP_OBJ_TYPES; t++)
+            free(ac->owned[t]);
+        free(ac);
+    }
     hmap_free(&a->accounts);
     hmap_init(&a->accounts);
 }

@@ -25,6 +25,8 @@
 
 #define APP_MAX_PARAMS 3
 
+#define APP_OBJ_TYPES 5 /* enum obj_type's values are below this */
+
 /* An account as capxd mirrors it. */
 struct account {
     char id[40];
@@ -38,6 +40,11 @@ struct account {
     int64_t open_orders;
     int64_t pool_nodes; /* nodes of the pools it registered */
     int64_t created;
+    /* Its market objects of each type (enum obj_type), nums ascending, so that listing them
+     * does not walk everyone's (market.c keeps these; valid while owned_gen is the market's). */
+    uint64_t *owned[APP_OBJ_TYPES];
+    size_t nowned[APP_OBJ_TYPES], capowned[APP_OBJ_TYPES];
+    uint64_t owned_gen;
 };
 
 /* A saved answer for an Idempotency-Key (or one still in flight). */

@@ -53,6 +53,10 @@ struct market {
     int64_t now;                        /* last time everything due was run */
     uint64_t *bytype[OBJ_CONTRACT + 1]; /* nums of each type, ascending */
     size_t nbytype[OBJ_CONTRACT + 1], capbytype[OBJ_CONTRACT + 1];
+    /* bytype[t][0..owned_upto[t]) are in their owners' account.owned[t]; owned_gen changes
+     * whenever the objects are dropped (a rebuild), which empties every account's lists. */
+    size_t owned_upto[OBJ_CONTRACT + 1];
+    uint64_t owned_gen;
     int64_t live_spot;   /* spot bids pending, running or preempted */
     uint64_t version;    /* bumped by every change to the market: caches key on it */
     struct sched *sched; /* placements, jobs, failures (sched.c) */
@@ -158,6 +162,73 @@ struct obj *market_by_num(struct market *m, uint64_t num)
     return num < m->nobjs ? m->objs[num] : NULL;
 }
 
+_Static_assert(OBJ_CONTRACT < APP_OBJ_TYPES, "account.owned has a list per object type");
+
+static void owned_add(struct market *m, struct account *a, int t, uint64_t num)
+{
+    CAPX_ASSERT(a != NULL);
+    if (a->owned_gen != m->owned_gen) {
+        for (int k = 0; k < APP_OBJ_TYPES; k++)
+            a->nowned[k] = 0;
+        a->owned_gen = m->owned_gen;
+    }
+    CAPX_ASSERT(a->nowned[t] == 0 || a->owned[t][a->nowned[t] - 1] < num);
+    if (a->nowned[t] == a->capowned[t]) {
+        a->capowned[t] = a->capowned[t] ? a->capowned[t] * 2 : 16;
+        a->owned[t] = xrealloc(a->owned[t], a->capowned[t] * sizeof *a->owned[t]);
+    }
+    a->owned[t][a->nowned[t]++] = num;
+}
+
+/* Files the objects of a type created since the last call under their owners (a contract
+ * under its buyer and its provider). Owners are set by then: a handler that creates an object
+ * sets its owner before it returns. */
+static void owned_catch_up(struct market *m, int t)
+{
+    for (; m->owned_upto[t] < m->nbytype[t]; m->owned_upto[t]++) {
+        struct obj *o = m->objs[m->bytype[t][m->owned_upto[t]]];
+        switch (t) {
+        case OBJ_POOL:
+            owned_add(m, ((struct pool *)o)->acct, t, o->num);
+            break;
+        case OBJ_OFFER:
+            owned_add(m, ((struct offer *)o)->pool->acct, t, o->num);
+            break;
+        case OBJ_ORDER:
+            owned_add(m, ((struct order *)o)->acct, t, o->num);
+            break;
+        case OBJ_CONTRACT: {
+            struct contract *c = (struct contract *)o;
+            owned_add(m, c->buyer, t, o->num);
+            if (c->provider != c->buyer)
+                owned_add(m, c->provider, t, o->num);
+            break;
+        }
+        }
+    }
+}
+
+struct obj *market_next_owned(struct market *m, struct account *a, int type, uint64_t *cursor)
+{
+    CAPX_ASSERT(type >= OBJ_POOL && type <= OBJ_CONTRACT);
+    owned_catch_up(m, type);
+    if (a->owned_gen != m->owned_gen)
+        return NULL; /* it owns nothing */
+    const uint64_t *v = a->owned[type];
+    size_t lo = 0, hi = a->nowned[type];
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid] <= *cursor)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == a->nowned[type])
+        return NULL;
+    *cursor = v[lo];
+    return m->objs[v[lo]];
+}
+
 struct obj *market_next(struct market *m, int type, uint64_t *cursor)
 {
     /* The first object of the type with a num above the cursor: binary search in its list. */
@@ -199,7 +270,9 @@ static void free_objs(struct market *m)
         free(m->bytype[t]);
         m->bytype[t] = NULL;
         m->nbytype[t] = m->capbytype[t] = 0;
+        m->owned_upto[t] = 0;
     }
+    m->owned_gen++; /* every account's owned lists are stale */
     m->live_spot = 0;
     hmap_free(&m->by_id);
     hmap_free(&m->interns);
@@ -917,6 +990,7 @@ struct market *market_new(struct app *a)
 {
     struct market *m = xcalloc(1, sizeof *m);
     m->app = a;
+    m->owned_gen = 1; /* accounts start at 0: their (empty) lists count as stale */
     hmap_init(&m->by_id);
     hmap_init(&m->interns);
     m->flush_ev = event_new(a->base, -1, 0, on_flush, m);

@@ -185,6 +185,8 @@ void market_spot_live(struct market *m, int delta);
 
 /* Iterate objects of a type in creation order from after `cursor` (0: from the start). */
 struct obj *market_next(struct market *m, int type, uint64_t *cursor);
+/* The same over the objects account a owns (a contract: as buyer or as provider). */
+struct obj *market_next_owned(struct market *m, struct account *a, int type, uint64_t *cursor);
 
 /* Accounts created in this turn. */
 struct account *market_account_new(struct market *m, const char *id, const char *name,

@@ -38,6 +38,10 @@ static void h_readyz(struct app_req *r)
         app_error(r, 503, "unavailable", NULL, "shutting down");
         return;
     }
+    if (!market_ready(r->app->market)) { /* what the market routes would answer */
+        app_error(r, 503, "unavailable", NULL, "the market is being rebuilt from the database");
+        return;
+    }
     struct db_job *j = db_job_new(readyz_done, r);
     db_job_add(j, "SELECT 1", 0, NULL);
     if (db_submit(r->app->db, j) < 0) {
@@ -115,7 +119,8 @@ static void h_openapi(struct app_req *r)
 
 struct route app_routes[] = {
     {HP_GET, "/healthz", "GET /healthz", 0, 0, 0, h_healthz, "Liveness", 0, 0},
-    {HP_GET, "/readyz", "GET /readyz", 0, 0, 0, h_readyz, "Readiness: the database answers", 0, 0},
+    {HP_GET, "/readyz", "GET /readyz", 0, 0, 0, h_readyz,
+     "Readiness: the database answers and the market is loaded", 0, 0},
     {HP_GET, "/metrics", "GET /metrics", 0, 0, 0, h_metrics, "Prometheus metrics", 0, 0},
     {HP_GET, "/v1/openapi.json", "GET /v1/openapi.json", 0, 0, 0, h_openapi,
      "This API's OpenAPI 3.1 document", 0, 0},
