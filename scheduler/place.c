@@ -25,6 +25,8 @@
 #define BF_MAX_CPU 128000.0 /* best-fit normalisation, as in the published simulator */
 #define BF_MAX_GPU 8000.0
 
+#define HOLE_MAX_HORIZON 1000000 /* shares per packing when learning capx's hole table */
+
 struct rec {
     struct place_job pj; /* what the caller sees */
     uint32_t next_free;  /* free-list link when not live */
@@ -62,6 +64,9 @@ struct place {
     double mem_per_milli;               /* the same for memory MiB */
     struct place_params pp;             /* capx tuning */
     double hole[CLUSTER_GPU_MILLI + 1]; /* expected waste of a GPU left with h milli free */
+    int32_t *shares;                    /* milli of each share in the workload (hole table) */
+    size_t nshares;                     /* entries in shares */
+    double sample_gpu;                  /* Σ GPU milli of the workload */
     struct rec *recs;                   /* job records */
     uint32_t nrecs, caprecs, free_head;
     uint32_t *hash;          /* slots hold record index + 1; 0 = empty */
@@ -140,18 +145,20 @@ void place_free(struct place *p)
     free(p->frag_now);
     free(p->frag_tag);
     free(p->scratch);
+    free(p->shares);
     if (p->have_w) {
         frag_workload_free(&p->w);
     }
     free(p);
 }
 
-/* hole[h]: the GPU milli expected to be wasted in the end on a GPU left with h
- * milli free. Each time, with probability P(a typical share fits in h)^hole_exp
- * (the chance the hole is refilled at all: small holes wait for rare small
- * shares), a share drawn from the workload's shares that fit goes in; else the
- * h milli are wasted. A whole free GPU is not a hole (whole-GPU jobs use it). */
-static void hole_table(struct place *p)
+/* The analytic hole table: hole[h] is the GPU milli expected to be wasted in
+ * the end on a GPU left with h milli free. Each time, with probability P(a
+ * typical share fits in h)^hole_exp (the chance the hole is refilled at all:
+ * small holes wait for rare small shares), a share drawn from the workload's
+ * shares that fit goes in; else the h milli are wasted. A whole free GPU is not
+ * a hole (whole-GPU jobs use it). */
+static void hole_analytic(struct place *p)
 {
     double all = 0;
     for (int c = 0; c < p->w.n; c++)
@@ -170,6 +177,114 @@ static void hole_table(struct place *p)
         p->hole[h] = fits > 0 ? (1 - q) * h + q * refill / fits : h;
     }
     p->hole[CLUSTER_GPU_MILLI] = 0;
+}
+
+static uint64_t splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+/* Learns the hole table by packing the workload's own shares (averaged
+ * policy iteration). One packing: `horizon` shares drawn from the workload
+ * arrive one by one, each going to the open GPU where the current table says it
+ * saves most (hole[f] - hole[f - m]), or to a fresh GPU (-hole[1000 - m], less
+ * fresh_gpu / hole_w), ties to the fullest. When the packing ends, every GPU
+ * that passed through h free contributes the free milli it ended with to h's
+ * mean. hole_iters rounds of hole_streams packings each; after every round the
+ * table becomes the mean over all packings so far, shrunk towards the analytic
+ * table by hole_k pseudo counts (so h values rarely or never seen keep about
+ * their analytic value). The table thus learns, for instance, that a 190-milli
+ * hole beside an 810-milli share almost always stays (160-milli shares are too
+ * few for them), and that a 530-milli hole is soon closed by a 470. */
+static void hole_learn(struct place *p, size_t horizon)
+{
+    enum { G = CLUSTER_GPU_MILLI, WORDS = (G + 64) / 64 };
+    double *H = p->hole, H0[G + 1], sum[G + 1] = {0}, cnt[G + 1] = {0};
+    uint32_t head[G + 1];                               /* open GPUs by free milli: list heads */
+    uint32_t *next = xmalloc(horizon * sizeof(*next));  /* list links */
+    int32_t *gap = xmalloc(horizon * sizeof(*gap));     /* free milli of GPU b */
+    uint32_t *tgpu = xmalloc(horizon * sizeof(*tgpu));  /* GPU share t went to */
+    int32_t *tfree = xmalloc(horizon * sizeof(*tfree)); /* its free milli after */
+    double fresh = p->pp.fresh_gpu / p->pp.hole_w;
+    memcpy(H0, H, sizeof(H0));
+    int iters = (int)p->pp.hole_iters, streams = (int)p->pp.hole_streams;
+    for (int it = 0; it < iters; it++) {
+        for (int st = 0; st < streams; st++) {
+            uint64_t rng = UINT64_C(0x63617078686f6c65) + (uint64_t)(it * streams + st);
+            uint64_t occ[WORDS] = {0}; /* bit f: some open GPU has f free */
+            uint32_t ngpu = 0;
+            for (int f = 0; f <= G; f++)
+                head[f] = NO_REC;
+            for (size_t t = 0; t < horizon; t++) {
+                int32_t m = p->shares[splitmix64(&rng) % p->nshares];
+                int best_f = -1;
+                double best = -H[G - m] - fresh;
+                for (int w = m / 64; w < WORDS; w++) {
+                    uint64_t bits = occ[w];
+                    if (w == m / 64)
+                        bits &= ~UINT64_C(0) << (m % 64);
+                    for (; bits; bits &= bits - 1) {
+                        int f = w * 64 + __builtin_ctzll(bits);
+                        double g = H[f] - H[f - m];
+                        if (g > best || (best_f < 0 && g == best)) {
+                            best = g;
+                            best_f = f;
+                        }
+                    }
+                }
+                uint32_t b;
+                if (best_f < 0) {
+                    b = ngpu++;
+                    gap[b] = G - m;
+                } else {
+                    b = head[best_f];
+                    head[best_f] = next[b];
+                    if (head[best_f] == NO_REC)
+                        occ[best_f / 64] &= ~(UINT64_C(1) << (best_f % 64));
+                    gap[b] -= m;
+                }
+                if (gap[b] > 0) {
+                    next[b] = head[gap[b]];
+                    head[gap[b]] = b;
+                    occ[gap[b] / 64] |= UINT64_C(1) << (gap[b] % 64);
+                }
+                tgpu[t] = b;
+                tfree[t] = gap[b];
+            }
+            for (size_t t = 0; t < horizon; t++) {
+                if (tfree[t] > 0) {
+                    sum[tfree[t]] += gap[tgpu[t]];
+                    cnt[tfree[t]] += 1;
+                }
+            }
+        }
+        for (int h = 1; h < G; h++)
+            if (cnt[h] + p->pp.hole_k > 0)
+                H[h] = (sum[h] + p->pp.hole_k * H0[h]) / (cnt[h] + p->pp.hole_k);
+    }
+    free(next);
+    free(gap);
+    free(tgpu);
+    free(tfree);
+}
+
+/* hole[h]: the GPU milli expected to be wasted in the end on a GPU left with h
+ * milli free: the analytic table, then (hole_iters > 0) the one learned from
+ * packing the workload's shares. A packing is as long as the shares that come
+ * with one cluster's worth of the workload's GPU milli (the workload's share
+ * count x cluster capacity / the workload's GPU milli; without nodes yet, the
+ * workload's share count), times hole_horizon. */
+static void hole_table(struct place *p)
+{
+    hole_analytic(p);
+    if (p->pp.hole_iters < 1 || p->nshares == 0 || !(p->pp.hole_w > 0))
+        return;
+    double cap = (double)p->c->gpu_milli_total, n = (double)p->nshares;
+    double len = p->pp.hole_horizon * (cap > 0 && p->sample_gpu > 0 ? n * cap / p->sample_gpu : n);
+    hole_learn(p, len < 1 ? 1 : len > HOLE_MAX_HORIZON ? HOLE_MAX_HORIZON : (size_t)len);
 }
 
 int place_set_workload(struct place *p, const struct job_spec *jobs, size_t n)
@@ -192,6 +307,14 @@ int place_set_workload(struct place *p, const struct job_spec *jobs, size_t n)
     }
     p->cpu_per_milli = gpu > 0 && cpu > 0 ? cpu / gpu : 1;
     p->mem_per_milli = gpu > 0 && mem > 0 ? mem / gpu : 1;
+    free(p->shares);
+    p->shares = xmalloc((n ? n : 1) * sizeof(*p->shares));
+    p->nshares = 0;
+    for (size_t i = 0; i < n; i++)
+        if (jobs[i].gpus == 1 && !jobs[i].gang && jobs[i].gpu_milli > 0 &&
+            jobs[i].gpu_milli < CLUSTER_GPU_MILLI)
+            p->shares[p->nshares++] = jobs[i].gpu_milli;
+    p->sample_gpu = gpu;
     hole_table(p);
     /* every cached score was computed against the old workload */
     for (uint32_t i = 0; i < p->nshapes; i++)
@@ -213,6 +336,10 @@ void place_params_default(struct place_params *pp)
     pp->leftover = 0.0;
     pp->hole_w = 3.0;
     pp->hole_exp = 0.2;
+    pp->hole_iters = 20;
+    pp->hole_streams = 16;
+    pp->hole_k = 20;
+    pp->hole_horizon = 1.0;
 }
 
 /* The parameter table: name, offset, bounds. */
@@ -230,6 +357,10 @@ static const struct {
     {"scale", offsetof(struct place_params, scale), 1, 1e9},
     {"hole_w", offsetof(struct place_params, hole_w), 0, 1000},
     {"hole_exp", offsetof(struct place_params, hole_exp), 0, 100},
+    {"hole_iters", offsetof(struct place_params, hole_iters), 0, 100},
+    {"hole_streams", offsetof(struct place_params, hole_streams), 1, 1000},
+    {"hole_k", offsetof(struct place_params, hole_k), 0, 1e9},
+    {"hole_horizon", offsetof(struct place_params, hole_horizon), 0.001, 100},
 };
 
 int place_params_set(struct place_params *pp, const char *name, double value)

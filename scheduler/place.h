@@ -45,16 +45,20 @@ enum place_policy {
 
 /* Tuning of the capx policy; place_params_default gives the published defaults. */
 struct place_params {
-    int quantize;      /* 1: score int(100 × sigmoid(gain / scale)), near-ties to node order */
-    double scale;      /* GPU milli of gain that moves the quantised score by ~25 */
-    double cpu_strand; /* weight of GPU milli stranded for lack of CPU */
-    double mem_strand; /* weight of GPU milli stranded for lack of memory */
-    double cpu_ratio;  /* scale on the workload's CPU per GPU milli */
-    double mem_ratio;  /* scale on the workload's memory per GPU milli */
-    double fresh_gpu;  /* cost, in GPU milli, of opening a fresh GPU for a share */
-    double leftover;   /* weight of the milli a share leaves free on its GPU */
-    double hole_w;     /* weight of the expected waste of the hole a share leaves */
-    double hole_exp;   /* a hole is refilled with chance P(a typical share fits)^hole_exp */
+    int quantize;        /* 1: score int(100 × sigmoid(gain / scale)), near-ties to node order */
+    double scale;        /* GPU milli of gain that moves the quantised score by ~25 */
+    double cpu_strand;   /* weight of GPU milli stranded for lack of CPU */
+    double mem_strand;   /* weight of GPU milli stranded for lack of memory */
+    double cpu_ratio;    /* scale on the workload's CPU per GPU milli */
+    double mem_ratio;    /* scale on the workload's memory per GPU milli */
+    double fresh_gpu;    /* cost, in GPU milli, of opening a fresh GPU for a share */
+    double leftover;     /* weight of the milli a share leaves free on its GPU */
+    double hole_w;       /* weight of the expected waste of the hole a share leaves */
+    double hole_exp;     /* a hole is refilled with chance P(a typical share fits)^hole_exp */
+    double hole_iters;   /* rounds learning the hole table from the workload (0: analytic) */
+    double hole_streams; /* packings per round */
+    double hole_k;       /* pseudo counts pulling a learned hole value towards the analytic one */
+    double hole_horizon; /* shares per packing, in clusters' worth of the workload */
 };
 
 /* A placed job: its spec and what it holds, one entry per node it touches. */
@@ -76,7 +80,9 @@ void place_free(struct place *p);
 
 /* The target workload for fgd and capx (FGD's "typical pods"): a sample of
  * jobs, e.g. recent history. Without one, fgd and capx fall back to best-fit
- * packing. 0, or -1 if n is 0. */
+ * packing. capx learns its hole table here by packing the sample's shares, over
+ * as many shares as come with the cluster's current GPU capacity (add the nodes
+ * first). 0, or -1 if n is 0. */
 MUSTCHECK int place_set_workload(struct place *p, const struct job_spec *jobs, size_t n);
 
 void place_params_default(struct place_params *pp);
