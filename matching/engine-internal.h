@@ -152,7 +152,8 @@ typedef struct market {
     uint32_t *levels;  /* level indices, highest price first */
     int64_t *level_px; /* their prices, for a search that stays in one cache line or two */
     uint32_t nlevels, levels_cap;
-    idmap level_of; /* price -> level index */
+    uint32_t nempty; /* levels without bids (kept until swept: see spot.c) */
+    idmap level_of;  /* price -> level index */
     uint32_t nbids;
     uint32_t *sp;          /* pools with an open spot offer, by (reserve, offer seq) */
     int64_t *sp_res;       /* their reserves */
@@ -241,7 +242,8 @@ struct engine {
     uint64_t mcache_model, mcache_region;
 
     slab pools, offers, orders, bids, levels, markets, models;
-    idmap pool_ids, offer_ids, order_ids, model_ids;
+    idmap pool_ids, offer_ids, model_ids;
+    seqmap order_ids;       /* the server numbers its orders in sequence */
     uint32_t *market_order; /* market indices by (model, region) */
     uint32_t nmarket_order, market_order_cap;
     sold_arena arena;
@@ -295,6 +297,15 @@ static inline uint32_t slab_new(slab *s)
     }
     memset(slab_at(s, i), 0, s->size);
     return i;
+}
+/* An item with whatever it held before: the caller sets every field. */
+static inline uint32_t slab_take(slab *s)
+{
+    if (s->nfree)
+        return s->free[--s->nfree];
+    if (s->n == s->cap)
+        slab_grow(s);
+    return s->n++;
 }
 static inline void slab_del(slab *s, uint32_t i)
 {

@@ -94,7 +94,7 @@ engine *engine_new(engine_sink_fn sink, void *ctx)
     slab_init(&e->models, sizeof(model));
     idmap_init(&e->pool_ids, 64);
     idmap_init(&e->offer_ids, 64);
-    idmap_init(&e->order_ids, 64);
+    seqmap_init(&e->order_ids, 64);
     idmap_init(&e->model_ids, 16);
     sold_arena_init(&e->arena);
     return e;
@@ -137,7 +137,7 @@ void engine_free(engine *e)
     slab_free(&e->models);
     idmap_free(&e->pool_ids);
     idmap_free(&e->offer_ids);
-    idmap_free(&e->order_ids);
+    seqmap_free(&e->order_ids);
     idmap_free(&e->model_ids);
     sold_arena_free(&e->arena);
     free(e->market_order);
@@ -190,7 +190,7 @@ size_t engine_memory(const engine *e)
     b += slab_memory(&e->bids) + slab_memory(&e->levels) + slab_memory(&e->markets);
     b += slab_memory(&e->models);
     b += idmap_memory(&e->pool_ids) + idmap_memory(&e->offer_ids);
-    b += idmap_memory(&e->order_ids) + idmap_memory(&e->model_ids);
+    b += seqmap_memory(&e->order_ids) + idmap_memory(&e->model_ids);
     b += sold_arena_memory(&e->arena);
     b += (size_t)e->heap_cap * sizeof(heap_ent);
     for (uint32_t i = 0; i < e->pools.n; i++) {
@@ -480,7 +480,7 @@ static void order_done(engine *e, uint32_t oi, uint8_t reason, bool unmap)
     ev.start = o->fixed;
     ev.pool = o->fixed_pool == NONE32 ? 0 : POOL(e, o->fixed_pool)->id;
     if (unmap)
-        idmap_del(&e->order_ids, o->id);
+        seqmap_del(&e->order_ids, o->id);
     o->live = 0;
     slab_del(&e->orders, oi);
     emit(e, &ev);
@@ -770,7 +770,7 @@ static int order_check(engine *e, const engine_order_spec *s, bool need_id)
         s->limit_price < 1 || s->limit_price > ENGINE_MAX_PRICE || s->start < 0 ||
         latest - s->start > ENGINE_MAX_WINDOW || s->tif > ENGINE_IOC)
         return engine_fail(e, ENGINE_EINVAL);
-    if (need_id && idmap_get(&e->order_ids, s->id) != IDMAP_NONE)
+    if (need_id && seqmap_get(&e->order_ids, s->id) != IDMAP_NONE)
         return engine_fail(e, ENGINE_EEXIST);
     return CAPX_OK;
 }
@@ -867,7 +867,7 @@ static uint32_t order_new(engine *e, const engine_order_spec *s, uint64_t seq)
     o->tif = s->tif;
     o->live = 1;
     o->model = engine_model_get(e, s->model, true);
-    idmap_put(&e->order_ids, s->id, oi);
+    seqmap_put(&e->order_ids, s->id, oi);
     return oi;
 }
 
@@ -1023,7 +1023,7 @@ int engine_cancel_order(engine *e, int64_t now, uint64_t id)
 {
     if (engine_advance(e, now) < 0)
         return CAPX_ERR;
-    uint32_t oi = id ? idmap_take(&e->order_ids, id) : IDMAP_NONE; /* one probe */
+    uint32_t oi = id ? seqmap_take(&e->order_ids, id) : IDMAP_NONE; /* one probe */
     if (oi == IDMAP_NONE)
         return engine_fail(e, ENGINE_ENOTFOUND);
     if (oi & 0x80000000u) {

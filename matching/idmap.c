@@ -23,19 +23,6 @@ void idmap_free(idmap *m)
     m->slots = NULL;
 }
 
-uint32_t idmap_get(const idmap *m, uint64_t key)
-{
-    uint32_t i = idmap_hash(key) & m->mask;
-    for (;;) {
-        const idmap_slot *s = &m->slots[i];
-        if (s->key == key)
-            return s->val;
-        if (s->key == 0)
-            return IDMAP_NONE;
-        i = (i + 1) & m->mask;
-    }
-}
-
 static void idmap_insert(idmap_slot *slots, uint32_t mask, uint64_t key, uint32_t val, uint32_t h)
 {
     uint32_t i = h & mask;
@@ -139,4 +126,125 @@ static void del_at(idmap *m, uint32_t i)
 size_t idmap_memory(const idmap *m)
 {
     return (size_t)(m->mask + 1) * sizeof(idmap_slot);
+}
+
+/* ---- seqmap ---- */
+
+/* In the front, a slot's `hash` field counts the ids of its bucket that live behind it: when 0
+ * (nearly always), an id whose bucket does not hold it is absent, without a probe behind. */
+
+void seqmap_init(seqmap *m, uint32_t min_buckets)
+{
+    uint32_t b = 16;
+    while (b < min_buckets)
+        b <<= 1;
+    m->front = xcalloc(b, sizeof(*m->front));
+    m->fmask = b - 1;
+    m->fn = 0;
+    idmap_init(&m->back, 16);
+}
+
+void seqmap_free(seqmap *m)
+{
+    free(m->front);
+    m->front = NULL;
+    idmap_free(&m->back);
+}
+
+size_t seqmap_memory(const seqmap *m)
+{
+    return (size_t)(m->fmask + 1) * sizeof(*m->front) + idmap_memory(&m->back);
+}
+
+/* Place key (absent) in the front if its bucket is free, else behind it. */
+static void seqmap_place(seqmap *m, uint64_t key, uint32_t val)
+{
+    idmap_slot *s = &m->front[key & m->fmask];
+    if (s->key == 0) {
+        s->key = key;
+        s->val = val;
+        m->fn++;
+    } else {
+        idmap_put(&m->back, key, val);
+        s->hash++;
+    }
+}
+
+static void seqmap_grow(seqmap *m)
+{
+    uint32_t ob = m->fmask + 1;
+    idmap_slot *old = m->front;
+    idmap oldback = m->back;
+    m->front = xcalloc((size_t)ob * 2, sizeof(*m->front));
+    m->fmask = ob * 2 - 1;
+    m->fn = 0;
+    idmap_init(&m->back, 16);
+    for (uint32_t i = 0; i < ob; i++)
+        if (old[i].key)
+            seqmap_place(m, old[i].key, old[i].val);
+    for (uint32_t i = 0; i <= oldback.mask; i++)
+        if (oldback.slots[i].key)
+            seqmap_place(m, oldback.slots[i].key, oldback.slots[i].val);
+    free(old);
+    idmap_free(&oldback);
+}
+
+static inline void seqmap_grow_if_needed(seqmap *m)
+{
+    if ((m->fn + m->back.n + 1) * 2 > m->fmask + 1)
+        seqmap_grow(m);
+}
+
+void seqmap_put(seqmap *m, uint64_t key, uint32_t val)
+{
+    CAPX_ASSERT(key != 0 && seqmap_get(m, key) == IDMAP_NONE);
+    seqmap_grow_if_needed(m);
+    seqmap_place(m, key, val);
+}
+
+uint32_t *seqmap_upsert(seqmap *m, uint64_t key, bool *existed)
+{
+    CAPX_ASSERT(key != 0);
+    idmap_slot *s = &m->front[key & m->fmask];
+    if (s->key == key) {
+        *existed = true;
+        return &s->val;
+    }
+    if (s->hash && idmap_get(&m->back, key) != IDMAP_NONE)
+        return idmap_upsert(&m->back, key, existed); /* present behind the front */
+    seqmap_grow_if_needed(m);
+    s = &m->front[key & m->fmask];
+    *existed = false;
+    if (s->key != 0) { /* its bucket is taken: behind */
+        s->hash++;
+        return idmap_upsert(&m->back, key, existed);
+    }
+    s->key = key;
+    s->val = IDMAP_NONE;
+    m->fn++;
+    return &s->val;
+}
+
+uint32_t seqmap_take(seqmap *m, uint64_t key)
+{
+    idmap_slot *s = &m->front[key & m->fmask];
+    if (s->key == key && key != 0) {
+        uint32_t v = s->val;
+        s->key = 0;
+        s->val = 0;
+        m->fn--;
+        return v;
+    }
+    if (s->hash == 0)
+        return IDMAP_NONE;
+    uint32_t v = idmap_take(&m->back, key);
+    if (v != IDMAP_NONE)
+        s->hash--;
+    return v;
+}
+
+void seqmap_del(seqmap *m, uint64_t key)
+{
+    uint32_t v = seqmap_take(m, key);
+    CAPX_ASSERT(v != IDMAP_NONE);
 }

@@ -25,7 +25,6 @@ typedef struct idmap {
 
 void idmap_init(idmap *m, uint32_t min_buckets);
 void idmap_free(idmap *m);
-uint32_t idmap_get(const idmap *m, uint64_t key);     /* IDMAP_NONE when absent */
 void idmap_put(idmap *m, uint64_t key, uint32_t val); /* key must be absent and non-zero */
 void idmap_del(idmap *m, uint64_t key);               /* key must be present */
 /* The value slot of key, inserted (value IDMAP_NONE) when absent; *existed says which. The
@@ -41,6 +40,51 @@ static inline uint32_t idmap_hash(uint64_t k)
     k *= 0xff51afd7ed558ccdULL;
     k ^= k >> 33;
     return (uint32_t)k;
+}
+
+/* The value of key, IDMAP_NONE when absent. */
+static inline uint32_t idmap_get(const idmap *m, uint64_t key)
+{
+    uint32_t i = idmap_hash(key) & m->mask;
+    for (;;) {
+        const idmap_slot *s = &m->slots[i];
+        if (s->key == key)
+            return s->val;
+        if (s->key == 0)
+            return IDMAP_NONE;
+        i = (i + 1) & m->mask;
+    }
+}
+
+/*
+ * seqmap: the same interface, for ids handed out in sequence (the server numbers its objects
+ * 1, 2, 3, ...). A direct-mapped front (bucket = the id's low bits) holds every live id whose
+ * bucket is free, so while the live ids span fewer ids than it has buckets a lookup is one
+ * read and a removal one write, with no probing and no shifting; an id whose bucket is taken
+ * (a long-lived one from a lap ago, or any id at all from a caller that does not count)
+ * goes to an idmap behind it. The front doubles when the two together fill half of it.
+ */
+typedef struct seqmap {
+    idmap_slot *front; /* 2^k buckets; key 0 = empty; hash: how many ids of the bucket are behind */
+    uint32_t fmask;    /* buckets - 1 */
+    uint32_t fn;       /* ids in the front */
+    idmap back;        /* the rest */
+} seqmap;
+
+void seqmap_init(seqmap *m, uint32_t min_buckets);
+void seqmap_free(seqmap *m);
+void seqmap_put(seqmap *m, uint64_t key, uint32_t val); /* key must be absent and non-zero */
+void seqmap_del(seqmap *m, uint64_t key);               /* key must be present */
+uint32_t *seqmap_upsert(seqmap *m, uint64_t key, bool *existed);
+uint32_t seqmap_take(seqmap *m, uint64_t key);
+size_t seqmap_memory(const seqmap *m);
+
+static inline uint32_t seqmap_get(const seqmap *m, uint64_t key)
+{
+    const idmap_slot *s = &m->front[key & m->fmask];
+    if (s->key == key && key != 0)
+        return s->val;
+    return s->hash ? idmap_get(&m->back, key) : IDMAP_NONE; /* hash: ids of the bucket behind */
 }
 
 #endif

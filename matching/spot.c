@@ -31,30 +31,69 @@ static uint32_t level_pos(const market *m, int64_t p)
     return lo;
 }
 
+/*
+ * A level that empties stays (in the sorted arrays and in level_of), so that the common case of
+ * a bid at a price seen recently finds its level without moving anything; the empty ones are
+ * swept out once they are both many and most of the levels.
+ */
+static void levels_sweep(engine *e, market *m)
+{
+    uint32_t j = 0;
+    for (uint32_t k = 0; k < m->nlevels; k++) {
+        uint32_t li = m->levels[k];
+        spot_level *l = LEVEL(e, li);
+        if (l->count == 0) {
+            idmap_del(&m->level_of, (uint64_t)l->price);
+            slab_del(&e->levels, li);
+            continue;
+        }
+        m->levels[j] = li;
+        m->level_px[j] = m->level_px[k];
+        j++;
+    }
+    m->nlevels = j;
+    m->nempty = 0;
+}
+
+/* A new level at price p (not in level_of), placed in the sorted arrays. */
+static __attribute__((noinline)) uint32_t level_new(engine *e, market *m, int64_t p)
+{
+    uint32_t li = slab_new(&e->levels);
+    spot_level *l = LEVEL(e, li);
+    l->price = p;
+    l->head = l->tail = NONE32;
+    uint32_t pos = level_pos(m, p);
+    if (m->nlevels == m->levels_cap) {
+        m->levels_cap = m->levels_cap ? m->levels_cap * 2 : 16;
+        m->levels = xrealloc(m->levels, m->levels_cap * sizeof(uint32_t));
+        m->level_px = xrealloc(m->level_px, m->levels_cap * sizeof(int64_t));
+    }
+    memmove(m->levels + pos + 1, m->levels + pos, (m->nlevels - pos) * sizeof(uint32_t));
+    memmove(m->level_px + pos + 1, m->level_px + pos, (m->nlevels - pos) * sizeof(int64_t));
+    m->levels[pos] = li;
+    m->level_px[pos] = p;
+    m->nlevels++;
+    m->nempty++; /* (it gets its first bid next) */
+    idmap_put(&m->level_of, (uint64_t)p, li);
+    return li;
+}
+
+/* The level of price p in market m, made if need be; counted as no longer empty. */
+static inline uint32_t level_for(engine *e, market *m, int64_t p)
+{
+    uint32_t li = idmap_get(&m->level_of, (uint64_t)p);
+    if (li == IDMAP_NONE)
+        li = level_new(e, m, p);
+    if (LEVEL(e, li)->count == 0)
+        m->nempty--;
+    return li;
+}
+
 void spot_bid_insert(engine *e, uint32_t bi)
 {
+    market *m = MARKET(e, BID(e, bi)->market);
+    uint32_t li = level_for(e, m, BID(e, bi)->limit);
     spot_bid *b = BID(e, bi);
-    market *m = MARKET(e, b->market);
-    uint32_t li = idmap_get(&m->level_of, (uint64_t)b->limit);
-    if (li == IDMAP_NONE) {
-        li = slab_new(&e->levels);
-        spot_level *l = LEVEL(e, li);
-        l->price = b->limit;
-        l->head = l->tail = NONE32;
-        uint32_t pos = level_pos(m, b->limit);
-        if (m->nlevels == m->levels_cap) {
-            m->levels_cap = m->levels_cap ? m->levels_cap * 2 : 16;
-            m->levels = xrealloc(m->levels, m->levels_cap * sizeof(uint32_t));
-            m->level_px = xrealloc(m->level_px, m->levels_cap * sizeof(int64_t));
-        }
-        memmove(m->levels + pos + 1, m->levels + pos, (m->nlevels - pos) * sizeof(uint32_t));
-        memmove(m->level_px + pos + 1, m->level_px + pos, (m->nlevels - pos) * sizeof(int64_t));
-        m->levels[pos] = li;
-        m->level_px[pos] = b->limit;
-        m->nlevels++;
-        idmap_put(&m->level_of, (uint64_t)b->limit, li);
-        b = BID(e, bi);
-    }
     spot_level *l = LEVEL(e, li);
     b->level = li;
     /* FIFO by seq: new bids go last; a rebuild may insert out of order. */
@@ -91,15 +130,8 @@ static void bid_unlink(engine *e, uint32_t bi)
         BID(e, b->next)->prev = b->prev;
     m->nbids--;
     m->rb_dirty = true;
-    if (--l->count == 0) {
-        uint32_t pos = level_pos(m, l->price);
-        CAPX_ASSERT(pos < m->nlevels && m->levels[pos] == b->level);
-        memmove(m->levels + pos, m->levels + pos + 1, (m->nlevels - pos - 1) * sizeof(uint32_t));
-        memmove(m->level_px + pos, m->level_px + pos + 1, (m->nlevels - pos - 1) * sizeof(int64_t));
-        m->nlevels--;
-        idmap_del(&m->level_of, (uint64_t)l->price);
-        slab_del(&e->levels, b->level);
-    }
+    if (--l->count == 0 && ++m->nempty > 64 && m->nempty * 2 > m->nlevels)
+        levels_sweep(e, m);
 }
 
 static void bid_event(engine *e, const spot_bid *b, uint8_t kind, uint8_t reason, int64_t price)
@@ -276,7 +308,7 @@ static int spot_bid_check(engine *e, const engine_spot_bid_spec *s)
     if (s->id == 0 || s->account == 0 || s->model == 0 || s->region == 0 || s->gpus < 1 ||
         s->gpus > ENGINE_MAX_GPUS || s->limit_price < 1 || s->limit_price > ENGINE_MAX_PRICE)
         return engine_fail(e, ENGINE_EINVAL);
-    if (idmap_get(&e->order_ids, s->id) != IDMAP_NONE)
+    if (seqmap_get(&e->order_ids, s->id) != IDMAP_NONE)
         return engine_fail(e, ENGINE_EEXIST);
     return CAPX_OK;
 }
@@ -295,7 +327,7 @@ static uint32_t spot_bid_new(engine *e, const engine_spot_bid_spec *s, uint64_t 
     b->market = mk;
     b->running = NONE32;
     b->live = 1;
-    idmap_put(&e->order_ids, s->id, bi | SPOT_FLAG);
+    seqmap_put(&e->order_ids, s->id, bi | SPOT_FLAG);
     spot_bid_insert(e, bi);
     return bi;
 }
@@ -308,24 +340,40 @@ int engine_spot_bid(engine *e, int64_t now, const engine_spot_bid_spec *s)
         s->gpus > ENGINE_MAX_GPUS || s->limit_price < 1 || s->limit_price > ENGINE_MAX_PRICE)
         return engine_fail(e, ENGINE_EINVAL);
     bool existed;
-    uint32_t *slot = idmap_upsert(&e->order_ids, s->id, &existed); /* one probe */
+    uint32_t *slot = seqmap_upsert(&e->order_ids, s->id, &existed); /* one probe */
     if (existed)
         return engine_fail(e, ENGINE_EEXIST);
     uint64_t seq = e->next_seq++;
-    uint32_t mk = engine_market_get(e, s->model, s->region, true);
-    uint32_t bi = slab_new(&e->bids);
+    uint32_t mk =
+        e->mcache != NONE32 && e->mcache_model == s->model && e->mcache_region == s->region
+            ? e->mcache
+            : engine_market_get(e, s->model, s->region, true);
+    uint32_t bi = slab_take(&e->bids);
     CAPX_ASSERT(bi < SPOT_FLAG);
     *slot = bi | SPOT_FLAG;
-    spot_bid *b = BID(e, bi);
-    b->id = s->id;
-    b->account = s->account;
-    b->seq = seq;
-    b->limit = s->limit_price;
-    b->gpus = s->gpus;
-    b->market = mk;
-    b->running = NONE32;
-    b->live = 1;
-    spot_bid_insert(e, bi);
+    /* A new bid has the highest seq yet: it goes last in its level. */
+    market *m = MARKET(e, mk);
+    uint32_t li = level_for(e, m, s->limit_price);
+    spot_level *l = LEVEL(e, li);
+    *BID(e, bi) = (spot_bid){.id = s->id,
+                             .account = s->account,
+                             .seq = seq,
+                             .limit = s->limit_price,
+                             .gpus = s->gpus,
+                             .market = mk,
+                             .level = li,
+                             .prev = l->tail,
+                             .next = NONE32,
+                             .running = NONE32,
+                             .live = 1};
+    if (l->tail == NONE32)
+        l->head = bi;
+    else
+        BID(e, l->tail)->next = bi;
+    l->tail = bi;
+    l->count++;
+    m->nbids++;
+    m->rb_dirty = true;
     emit(e, &(ev_fields){.kind = ENGINE_EV_SPOT_BID_ACCEPTED,
                          .order = s->id,
                          .buyer = s->account,

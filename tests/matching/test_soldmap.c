@@ -1,6 +1,6 @@
 /*
- * test_soldmap.c — the sparse sold map and the id map against the obvious
- * dense array and linear list, on random operations.
+ * test_soldmap.c — the sparse sold map and the id maps (idmap, seqmap) against
+ * the obvious dense array and linear list, on random operations.
  */
 #include "matching/idmap.h"
 #include "matching/soldmap.h"
@@ -100,9 +100,68 @@ static void idmap_random(void)
     idmap_free(&m);
 }
 
+/*
+ * seqmap: ids handed out in sequence with some living long (so that later ids find their front
+ * bucket taken and go behind it, and leave it again), plus ids from a caller that does not
+ * count (equal low bits); every operation of the interface against a flag array.
+ */
+static void seqmap_random(void)
+{
+    enum { N = 20000 };
+    static uint64_t keys[N];
+    static bool in[N];
+    static uint32_t val[N];
+    seqmap m;
+    seqmap_init(&m, 4);
+    for (int i = 0; i < N; i++)
+        keys[i] = i < N / 2 ? (uint64_t)i + 1                                      /* in sequence */
+                            : ((uint64_t)(rnd() % 50) << 32) + 4096 * (uint64_t)i; /* clustered */
+    int live = 0, next = 0, bad = 0;
+    for (int it = 0; it < 400000 && !bad; it++) {
+        int op = (int)(rnd() % 8);
+        int i = op < 3 ? (next < N / 2 ? next : (int)(rnd() % N)) : (int)(rnd() % N);
+        if (op < 3) { /* upsert (the next id in sequence, mostly) */
+            if (i == next)
+                next++;
+            bool existed;
+            uint32_t *v = seqmap_upsert(&m, keys[i], &existed);
+            bad |= existed != in[i] || (existed && *v != val[i]);
+            if (!existed) {
+                val[i] = (uint32_t)(rnd() % 1000000);
+                *v = val[i];
+                in[i] = true;
+                live++;
+            }
+        } else if (op == 3 && !in[i]) { /* put */
+            val[i] = (uint32_t)i;
+            seqmap_put(&m, keys[i], val[i]);
+            in[i] = true;
+            live++;
+        } else if (op == 4 && in[i]) { /* del */
+            seqmap_del(&m, keys[i]);
+            in[i] = false;
+            live--;
+        } else if (op >= 5 && (rnd() % 4 != 0 || live > 3000)) { /* take (absent ids too) */
+            uint32_t v = seqmap_take(&m, keys[i]);
+            bad |= in[i] ? v != val[i] : v != IDMAP_NONE;
+            if (in[i])
+                live--;
+            in[i] = false;
+        }
+        int j = (int)(rnd() % N);
+        uint32_t v = seqmap_get(&m, keys[j]);
+        bad |= in[j] ? v != val[j] : v != IDMAP_NONE;
+        bad |= m.fn + m.back.n != (uint32_t)live;
+    }
+    CHECK(!bad);
+    CHECK(m.back.n > 0 || !"the ids never went behind the front: the test misses that path");
+    seqmap_free(&m);
+}
+
 int main(void)
 {
     soldmap_random();
     idmap_random();
+    seqmap_random();
     return TEST_DONE();
 }
