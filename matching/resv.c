@@ -322,9 +322,9 @@ static int offer_lists(engine *e, const want *w, const lblist *out[2], lblist *o
  */
 static void kc_push(kc_ent *heap, int i, uint32_t *n, kc_ent v)
 {
-    uint32_t j = (*n)++;
+    size_t j = (*n)++;
     while (j > 0) {
-        uint32_t up = (j - 1) / 2;
+        size_t up = (j - 1) / 2;
         if (heap[up * SEARCH_CHUNK + i].k <= v.k)
             break;
         heap[j * SEARCH_CHUNK + i] = heap[up * SEARCH_CHUNK + i];
@@ -336,9 +336,9 @@ static void kc_push(kc_ent *heap, int i, uint32_t *n, kc_ent v)
 static void kc_pop(kc_ent *heap, int i, uint32_t *n)
 {
     kc_ent v = heap[(size_t)--(*n) * SEARCH_CHUNK + i];
-    uint32_t j = 0, m = *n;
+    size_t j = 0, m = *n;
     for (;;) {
-        uint32_t c = 2 * j + 1;
+        size_t c = 2 * j + 1;
         if (c >= m)
             break;
         if (c + 1 < m && heap[(c + 1) * SEARCH_CHUNK + i].k < heap[c * SEARCH_CHUNK + i].k)
@@ -541,12 +541,12 @@ void resv_search(engine *e, const want *w, plan *out)
      * visited beyond what this start needed cost strictly more than every pool the start takes,
      * so the greedy fill is the same. Otherwise the same scan for that start alone.
      */
-    const cand *row = &e->sc_cand[bs - last_cs];
+    const cand *row = e->sc_cand;
     uint32_t np = last_np;
-    if (bs < last_cs) {
+    if (bs >= last_cs)
+        row = &e->sc_cand[bs - last_cs];
+    else
         np = scan(e, w, bs, 1, lists, nl, NULL);
-        row = e->sc_cand;
-    }
     int32_t q;
     int64_t cost;
     eval_start(e, w, row, SEARCH_CHUNK, np, &q, &cost, true, &out->npieces);

@@ -136,6 +136,29 @@ static void offer_time_priority(void)
     engine_free(e);
 }
 
+/*
+ * The same, when the offers' order in the search's price lists (by slab slot) disagrees with
+ * the order they came in: offer 3 reuses the slot of cancelled offer 1, so at equal asks the
+ * search meets it before offer 2, which came first. The search must not settle on offer 3's
+ * pool before it has seen every pool at that ask (a pool at exactly the bound is not cheaper
+ * than the pools not yet seen): the fill goes to pool 12 (offer 2).
+ */
+static void offer_time_priority_reused_slot(void)
+{
+    engine *e = world();
+    offer(e, 1, 11, 8, 1, 20, 100);
+    offer(e, 2, 12, 8, 1, 20, 100);
+    CHECK(engine_cancel_offer(e, 0, 1) == 0);
+    offer(e, 3, 11, 8, 1, 20, 100);
+    engine_order_spec s = ord(100, 8, 1, 2, 100);
+    nev = 0;
+    CHECK(engine_order(e, 0, &s) == 0);
+    CHECK_EQ_I64(count(ENGINE_EV_FILL), 1);
+    CHECK(nth(ENGINE_EV_FILL, 0) && nth(ENGINE_EV_FILL, 0)->pool == 12 &&
+          nth(ENGINE_EV_FILL, 0)->offer == 2);
+    engine_free(e);
+}
+
 /* Consecutive offers serve one piece; one contract per offer (price) segment. */
 static void price_segments(void)
 {
@@ -389,6 +412,7 @@ int main(void)
     most_gpus_average_limit();
     cheapest_then_earliest();
     offer_time_priority();
+    offer_time_priority_reused_slot();
     price_segments();
     sold_survives_cancel();
     self_trade();
