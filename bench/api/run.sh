@@ -105,9 +105,18 @@ echo "capxd $url (build $build), PostgreSQL port $CAPX_PGPORT, nginx port $nginx
 "$root/deploy/pg.sh" start >/dev/null
 "$root/deploy/pg.sh" psql -q -c "ALTER SYSTEM SET shared_buffers = '512MB'" \
     -c "ALTER SYSTEM SET max_wal_size = '8GB'" -c "ALTER SYSTEM SET checkpoint_timeout = '30min'" >/dev/null
+# API_BENCH_PG_STATS=1 (a profiling aid, off by default: it costs the database a little): load
+# pg_stat_statements and print, after the order runs, where the database's time went.
+if [ -n "${API_BENCH_PG_STATS:-}" ]; then
+    "$root/deploy/pg.sh" psql -q -c "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'" >/dev/null
+fi
 "$root/deploy/pg.sh" stop >/dev/null
 "$root/deploy/dev-up.sh" >/dev/null
 capxd_pid=$(cat "$CAPX_VAR/capxd.pid")
+if [ -n "${API_BENCH_PG_STATS:-}" ]; then
+    "$root/deploy/pg.sh" psql -q -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" \
+        -c "ALTER SYSTEM SET pg_stat_statements.track_planning = on" -c "SELECT pg_reload_conf()" >/dev/null
+fi
 log=$CAPX_VAR/capxd.log
 
 python3 "$here/setup.py" setup "$tmp"
@@ -164,10 +173,22 @@ wrk_run() { # $1 kind, $2 target url, $3 script, $4 conns, $5 secs, $6 log path 
 # ---- 1. order placement ----
 echo
 echo "1. POST /v1/orders: wrk -t$threads -c$order_conns -d${secs}s, $runs runs (half fill, half rest; unique Idempotency-Key)"
+if [ -n "${API_BENCH_PG_STATS:-}" ]; then
+    "$root/deploy/pg.sh" psql -q -c "SELECT pg_stat_statements_reset()" >/dev/null
+fi
 for i in $(seq 1 "$runs"); do
     BENCH_RUN="r$i-$$-$RANDOM" wrk_run orders "$url" orders.lua "$order_conns" "$secs" /v1/orders
     check_ledger "orders run $i"
 done
+if [ -n "${API_BENCH_PG_STATS:-}" ]; then
+    echo "   database time during the order runs (pg_stat_statements, top 12 by total time):"
+    "$root/deploy/pg.sh" psql -X -A -F ' | ' -c "SELECT round(total_exec_time)::bigint AS ms, calls,
+        round((total_exec_time / greatest(calls, 1))::numeric, 3) AS ms_per_call,
+        round((total_plan_time / greatest(calls, 1))::numeric, 3) AS plan_ms_per_call, rows,
+        left(regexp_replace(query, '\s+', ' ', 'g'), 110) AS query
+        FROM pg_stat_statements WHERE query NOT LIKE '%ledger_check%'
+        ORDER BY total_exec_time DESC LIMIT 12" | sed 's/^/    /'
+fi
 resting=$(curl -s --cacert "$cacert" -H "Authorization: Bearer $(head -1 "$tmp/keys")" "$url$BENCH_BOOK_PATH" |
     python3 -c 'import json, sys; b = json.load(sys.stdin); print(sum(l["orders"] for l in b["bids"]), len(b["bids"]), len(b["asks"]))')
 read -r resting_orders bid_levels ask_levels <<<"$resting"
