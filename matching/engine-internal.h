@@ -154,6 +154,10 @@ typedef struct market {
     uint32_t nlevels, levels_cap;
     uint32_t nempty; /* levels without bids (kept until swept: see spot.c) */
     idmap level_of;  /* price -> level index */
+    struct {
+        int64_t price; /* 0: empty */
+        uint32_t level;
+    } level_cache[64]; /* direct-mapped in front of level_of; emptied when levels are swept */
     uint32_t nbids;
     uint32_t *sp;          /* pools with an open spot offer, by (reserve, offer seq) */
     int64_t *sp_res;       /* their reserves */

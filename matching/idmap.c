@@ -202,7 +202,7 @@ void seqmap_put(seqmap *m, uint64_t key, uint32_t val)
     seqmap_place(m, key, val);
 }
 
-uint32_t *seqmap_upsert(seqmap *m, uint64_t key, bool *existed)
+uint32_t *seqmap_upsert_slow(seqmap *m, uint64_t key, bool *existed)
 {
     CAPX_ASSERT(key != 0);
     idmap_slot *s = &m->front[key & m->fmask];
@@ -225,7 +225,7 @@ uint32_t *seqmap_upsert(seqmap *m, uint64_t key, bool *existed)
     return &s->val;
 }
 
-uint32_t seqmap_take(seqmap *m, uint64_t key)
+uint32_t seqmap_take_slow(seqmap *m, uint64_t key)
 {
     idmap_slot *s = &m->front[key & m->fmask];
     if (s->key == key && key != 0) {

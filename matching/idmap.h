@@ -75,8 +75,8 @@ void seqmap_init(seqmap *m, uint32_t min_buckets);
 void seqmap_free(seqmap *m);
 void seqmap_put(seqmap *m, uint64_t key, uint32_t val); /* key must be absent and non-zero */
 void seqmap_del(seqmap *m, uint64_t key);               /* key must be present */
-uint32_t *seqmap_upsert(seqmap *m, uint64_t key, bool *existed);
-uint32_t seqmap_take(seqmap *m, uint64_t key);
+uint32_t *seqmap_upsert_slow(seqmap *m, uint64_t key, bool *existed);
+uint32_t seqmap_take_slow(seqmap *m, uint64_t key);
 size_t seqmap_memory(const seqmap *m);
 
 static inline uint32_t seqmap_get(const seqmap *m, uint64_t key)
@@ -85,6 +85,36 @@ static inline uint32_t seqmap_get(const seqmap *m, uint64_t key)
     if (s->key == key && key != 0)
         return s->val;
     return s->hash ? idmap_get(&m->back, key) : IDMAP_NONE; /* hash: ids of the bucket behind */
+}
+
+/* The value slot of key, inserted (IDMAP_NONE) when absent; *existed says which. Valid until the
+ * next put or upsert. The usual case (a new id whose bucket is free, nothing behind it, no growth
+ * due) is inline. */
+static inline uint32_t *seqmap_upsert(seqmap *m, uint64_t key, bool *existed)
+{
+    idmap_slot *s = &m->front[key & m->fmask];
+    if (s->key == 0 && s->hash == 0 && key != 0 && (m->fn + m->back.n + 1) * 2 <= m->fmask + 1) {
+        s->key = key;
+        s->val = IDMAP_NONE;
+        m->fn++;
+        *existed = false;
+        return &s->val;
+    }
+    return seqmap_upsert_slow(m, key, existed);
+}
+
+/* Remove key and return its value, or IDMAP_NONE when absent. */
+static inline uint32_t seqmap_take(seqmap *m, uint64_t key)
+{
+    idmap_slot *s = &m->front[key & m->fmask];
+    if (s->key == key && key != 0) {
+        uint32_t v = s->val;
+        s->key = 0;
+        s->val = 0;
+        m->fn--;
+        return v;
+    }
+    return seqmap_take_slow(m, key);
 }
 
 #endif

@@ -53,6 +53,7 @@ static void levels_sweep(engine *e, market *m)
     }
     m->nlevels = j;
     m->nempty = 0;
+    memset(m->level_cache, 0, sizeof(m->level_cache)); /* it may name a level just freed */
 }
 
 /* A new level at price p (not in level_of), placed in the sorted arrays. */
@@ -81,9 +82,17 @@ static __attribute__((noinline)) uint32_t level_new(engine *e, market *m, int64_
 /* The level of price p in market m, made if need be; counted as no longer empty. */
 static inline uint32_t level_for(engine *e, market *m, int64_t p)
 {
-    uint32_t li = idmap_get(&m->level_of, (uint64_t)p);
-    if (li == IDMAP_NONE)
-        li = level_new(e, m, p);
+    uint32_t slot = (uint32_t)(((uint64_t)p * 0x9e3779b97f4a7c15ULL) >> 58);
+    uint32_t li;
+    if (m->level_cache[slot].price == p) {
+        li = m->level_cache[slot].level;
+    } else {
+        li = idmap_get(&m->level_of, (uint64_t)p);
+        if (li == IDMAP_NONE)
+            li = level_new(e, m, p);
+        m->level_cache[slot].price = p;
+        m->level_cache[slot].level = li;
+    }
     if (LEVEL(e, li)->count == 0)
         m->nempty--;
     return li;
