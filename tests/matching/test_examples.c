@@ -338,6 +338,60 @@ static void spot_auction(void)
     engine_free(e);
 }
 
+/*
+ * Spot levels that empty are kept and swept out later; prices that come back after a sweep
+ * must get levels of their own again (no cached price may name a level swept out). 200 one-GPU
+ * bids at limits 1..200, the lowest entered last (reserve 1); the bids
+ * at 1..150 are cancelled (which sweeps the empty levels), then bid again at the same limits,
+ * and 40 more at 201..240. A round with 60 GPUs gives them to the 60 highest limits, 181..240;
+ * one with room for all gives every one of the 240 bids its GPU, highest limit first.
+ */
+static void spot_levels_swept(void)
+{
+    engine *e = world();
+    CHECK(engine_add_pool(e, 14, 3, 1, 1, 300) == 0);
+    engine_spot_offer_spec big = {51, 14, 1, 300};
+    CHECK(engine_spot_offer(e, 0, &big) == 0);
+    for (int k = 0; k < 200; k++) { /* 102..200, then 1..101: the low prices looked up last */
+        int i = k < 99 ? 102 + k : k - 98;
+        engine_spot_bid_spec b = {(uint64_t)(1000 + i), 5, 1, 1, i, 1};
+        CHECK(engine_spot_bid(e, 0, &b) == 0);
+    }
+    for (int i = 1; i <= 150; i++)
+        CHECK(engine_cancel_order(e, 0, (uint64_t)(1000 + i)) == 0);
+    for (int i = 1; i <= 150; i++) {
+        engine_spot_bid_spec b = {(uint64_t)(2000 + i), 5, 1, 1, i, 1};
+        CHECK(engine_spot_bid(e, 0, &b) == 0);
+    }
+    for (int i = 201; i <= 240; i++) {
+        engine_spot_bid_spec b = {(uint64_t)(2000 + i), 5, 1, 1, i, 1};
+        CHECK(engine_spot_bid(e, 0, &b) == 0);
+    }
+    /* the limit of the k-th bid in priority order, and its id */
+    bool ok = true;
+    engine_spot_supply sup = {14, 60, 0};
+    nev = 0;
+    CHECK(engine_spot_round(e, 60, &sup, 1) == 0);
+    CHECK_EQ_I64(count(ENGINE_EV_SPOT_WON), 60);
+    for (size_t k = 0; k < 60; k++) {
+        const engine_event *w = nth(ENGINE_EV_SPOT_WON, k);
+        ok &= w && w->order == (k < 40 ? 2240 - k : 1200 - (k - 40));
+    }
+    CHECK(ok);
+    CHECK(nth(ENGINE_EV_SPOT_ROUND, 0) && nth(ENGINE_EV_SPOT_ROUND, 0)->price == 180);
+    sup.idle = 300;
+    nev = 0;
+    CHECK(engine_spot_round(e, 120, &sup, 1) == 0);
+    CHECK_EQ_I64(count(ENGINE_EV_SPOT_WON), 180); /* the 60 running keep running */
+    for (size_t k = 0; k < 180; k++) {
+        const engine_event *w = nth(ENGINE_EV_SPOT_WON, k);
+        int64_t limit = 180 - (int64_t)k;
+        ok &= w && w->order == (uint64_t)(limit > 150 ? 1000 + limit : 2000 + limit);
+    }
+    CHECK(ok);
+    engine_free(e);
+}
+
 /* Rebuild: the open entities re-entered with their seqs give the same book. */
 static void rebuild(void)
 {
@@ -421,6 +475,7 @@ int main(void)
     any_region_and_quote();
     expiry_cancel_ioc();
     spot_auction();
+    spot_levels_swept();
     rebuild();
     market_data();
     return TEST_DONE();
