@@ -227,14 +227,7 @@ uint32_t *seqmap_upsert_slow(seqmap *m, uint64_t key, bool *existed)
 
 uint32_t seqmap_take_slow(seqmap *m, uint64_t key)
 {
-    idmap_slot *s = &m->front[key & m->fmask];
-    if (s->key == key && key != 0) {
-        uint32_t v = s->val;
-        s->key = 0;
-        s->val = 0;
-        m->fn--;
-        return v;
-    }
+    idmap_slot *s = &m->front[key & m->fmask]; /* (seqmap_take looked in it) */
     if (s->hash == 0)
         return IDMAP_NONE;
     uint32_t v = idmap_take(&m->back, key);

@@ -76,7 +76,7 @@ void seqmap_free(seqmap *m);
 void seqmap_put(seqmap *m, uint64_t key, uint32_t val); /* key must be absent and non-zero */
 void seqmap_del(seqmap *m, uint64_t key);               /* key must be present */
 uint32_t *seqmap_upsert_slow(seqmap *m, uint64_t key, bool *existed);
-uint32_t seqmap_take_slow(seqmap *m, uint64_t key);
+uint32_t seqmap_take_slow(seqmap *m, uint64_t key); /* key is not in its front bucket */
 size_t seqmap_memory(const seqmap *m);
 
 static inline uint32_t seqmap_get(const seqmap *m, uint64_t key)

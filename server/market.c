@@ -208,43 +208,35 @@ static void owned_catch_up(struct market *m, int t)
     }
 }
 
+/* The object of the first num above *cursor in v[0..n) (ascending), moving the cursor to it. */
+static struct obj *next_after(struct market *m, const uint64_t *v, size_t n, uint64_t *cursor)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid] <= *cursor)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == n)
+        return NULL;
+    *cursor = v[lo];
+    return m->objs[v[lo]];
+}
+
 struct obj *market_next_owned(struct market *m, struct account *a, int type, uint64_t *cursor)
 {
     CAPX_ASSERT(type >= OBJ_POOL && type <= OBJ_CONTRACT);
     owned_catch_up(m, type);
     if (a->owned_gen != m->owned_gen)
         return NULL; /* it owns nothing */
-    const uint64_t *v = a->owned[type];
-    size_t lo = 0, hi = a->nowned[type];
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (v[mid] <= *cursor)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo == a->nowned[type])
-        return NULL;
-    *cursor = v[lo];
-    return m->objs[v[lo]];
+    return next_after(m, a->owned[type], a->nowned[type], cursor);
 }
 
 struct obj *market_next(struct market *m, int type, uint64_t *cursor)
 {
-    /* The first object of the type with a num above the cursor: binary search in its list. */
-    const uint64_t *v = m->bytype[type];
-    size_t lo = 0, hi = m->nbytype[type];
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (v[mid] <= *cursor)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo == m->nbytype[type])
-        return NULL;
-    *cursor = v[lo];
-    return m->objs[v[lo]];
+    return next_after(m, m->bytype[type], m->nbytype[type], cursor);
 }
 
 void market_spot_live(struct market *m, int delta)
