@@ -130,6 +130,42 @@ typedef struct spot_level {
     uint32_t count;
 } spot_level;
 
+/*
+ * Link entity i (an order with ORDER, a spot bid with BID: both have seq, prev and next) into
+ * level l in sequence order: a new one goes last; a rebuild may bring one out of order.
+ */
+#define LEVEL_LINK(e, l, i, AT)                                                                    \
+    do {                                                                                           \
+        uint32_t after_ = (l)->tail;                                                               \
+        while (after_ != NONE32 && AT(e, after_)->seq > AT(e, i)->seq)                             \
+            after_ = AT(e, after_)->prev;                                                          \
+        AT(e, i)->prev = after_;                                                                   \
+        AT(e, i)->next = after_ == NONE32 ? (l)->head : AT(e, after_)->next;                       \
+        if (after_ == NONE32)                                                                      \
+            (l)->head = (i);                                                                       \
+        else                                                                                       \
+            AT(e, after_)->next = (i);                                                             \
+        if (AT(e, i)->next == NONE32)                                                              \
+            (l)->tail = (i);                                                                       \
+        else                                                                                       \
+            AT(e, AT(e, i)->next)->prev = (i);                                                     \
+        (l)->count++;                                                                              \
+    } while (0)
+
+/* Unlink entity i from level l (the caller decrements l->count and handles an empty level). */
+#define LEVEL_UNLINK(e, l, i, AT)                                                                  \
+    do {                                                                                           \
+        uint32_t prev_ = AT(e, i)->prev, next_ = AT(e, i)->next;                                   \
+        if (prev_ == NONE32)                                                                       \
+            (l)->head = next_;                                                                     \
+        else                                                                                       \
+            AT(e, prev_)->next = next_;                                                            \
+        if (next_ == NONE32)                                                                       \
+            (l)->tail = prev_;                                                                     \
+        else                                                                                       \
+            AT(e, next_)->prev = prev_;                                                            \
+    } while (0)
+
 /* Every resting order of model md, highest limit first, then by seq. */
 #define FOR_RESTING(e, md, oi)                                                                     \
     for (uint32_t k_ = 0; k_ < (md)->nlevels; k_++)                                                \

@@ -423,20 +423,7 @@ static void resting_insert(engine *e, uint32_t oi)
     }
     spot_level *l = LEVEL(e, li);
     o->level = li;
-    uint32_t after = l->tail; /* new orders go last; a rebuild may come out of order */
-    while (after != NONE32 && ORDER(e, after)->seq > o->seq)
-        after = ORDER(e, after)->prev;
-    o->prev = after;
-    o->next = after == NONE32 ? l->head : ORDER(e, after)->next;
-    if (o->prev == NONE32)
-        l->head = oi;
-    else
-        ORDER(e, o->prev)->next = oi;
-    if (o->next == NONE32)
-        l->tail = oi;
-    else
-        ORDER(e, o->next)->prev = oi;
-    l->count++;
+    LEVEL_LINK(e, l, oi, ORDER);
     md->nresting++;
     heap_push(e, o->dead_at, o->seq, oi, false);
 }
@@ -446,14 +433,7 @@ static void resting_remove(engine *e, uint32_t oi)
     order *o = ORDER(e, oi);
     model *md = MODEL(e, o->model);
     spot_level *l = LEVEL(e, o->level);
-    if (o->prev == NONE32)
-        l->head = o->next;
-    else
-        ORDER(e, o->prev)->next = o->next;
-    if (o->next == NONE32)
-        l->tail = o->prev;
-    else
-        ORDER(e, o->next)->prev = o->prev;
+    LEVEL_UNLINK(e, l, oi, ORDER);
     md->nresting--;
     if (--l->count == 0) {
         uint32_t pos = rlevel_pos(e, md, l->price);

@@ -102,24 +102,9 @@ void spot_bid_insert(engine *e, uint32_t bi)
 {
     market *m = MARKET(e, BID(e, bi)->market);
     uint32_t li = level_for(e, m, BID(e, bi)->limit);
-    spot_bid *b = BID(e, bi);
     spot_level *l = LEVEL(e, li);
-    b->level = li;
-    /* FIFO by seq: new bids go last; a rebuild may insert out of order. */
-    uint32_t after = l->tail;
-    while (after != NONE32 && BID(e, after)->seq > b->seq)
-        after = BID(e, after)->prev;
-    b->prev = after;
-    b->next = after == NONE32 ? l->head : BID(e, after)->next;
-    if (b->prev == NONE32)
-        l->head = bi;
-    else
-        BID(e, b->prev)->next = bi;
-    if (b->next == NONE32)
-        l->tail = bi;
-    else
-        BID(e, b->next)->prev = bi;
-    l->count++;
+    BID(e, bi)->level = li;
+    LEVEL_LINK(e, l, bi, BID);
     m->nbids++;
     m->rb_dirty = true;
 }
@@ -129,14 +114,7 @@ static void bid_unlink(engine *e, uint32_t bi)
     spot_bid *b = BID(e, bi);
     market *m = MARKET(e, b->market);
     spot_level *l = LEVEL(e, b->level);
-    if (b->prev == NONE32)
-        l->head = b->next;
-    else
-        BID(e, b->prev)->next = b->next;
-    if (b->next == NONE32)
-        l->tail = b->prev;
-    else
-        BID(e, b->next)->prev = b->prev;
+    LEVEL_UNLINK(e, l, bi, BID);
     m->nbids--;
     m->rb_dirty = true;
     if (--l->count == 0 && ++m->nempty > 64 && m->nempty * 2 > m->nlevels)
