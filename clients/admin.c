@@ -239,34 +239,6 @@ static const struct cli_col violation_cols[] = {
     {"DETAIL", "detail", CK_STR, 0},
 };
 
-static const char *idem_key(char *buf, size_t size)
-{
-    if (f_idem && *f_idem)
-        return f_idem;
-    cli_idempotency_key(buf, size);
-    return buf;
-}
-
-static int need(struct cli *c, const char *v, const char *flag)
-{
-    if (v && *v)
-        return 0;
-    cli_fail(c, CLI_USAGE, "missing --%s (see --help)", flag);
-    return -1;
-}
-
-/* POST path with body and a fresh (or the given) idempotency key; prints the answer. */
-static int post(struct cli *c, const char *path, json_t *body, const struct cli_col *cols, size_t n)
-{
-    char kb[64];
-    json_t *out = NULL;
-    int rc = cli_call(c, "POST", path, body, idem_key(kb, sizeof kb), &out);
-    if (rc == CLI_OK)
-        cli_print_one(c, out, cols, n);
-    json_decref(out);
-    return rc;
-}
-
 static int accounts_list(struct cli *c, char **args)
 {
     UNUSED(args);
@@ -281,7 +253,7 @@ static int accounts_list(struct cli *c, char **args)
 static int accounts_create(struct cli *c, char **args)
 {
     UNUSED(args);
-    if (need(c, opt_name, "name") < 0 || need(c, f_roles, "roles") < 0)
+    if (cli_need(c, opt_name, "name") < 0 || cli_need(c, f_roles, "roles") < 0)
         return CLI_USAGE;
     json_t *roles = json_array();
     const char *p = f_roles;
@@ -299,7 +271,7 @@ static int accounts_create(struct cli *c, char **args)
         }
     }
     json_t *b = json_pack("{s:s,s:o}", "name", opt_name, "roles", roles);
-    int rc = post(c, "/v1/accounts", b, acct_new_cols, ARRAY_LEN(acct_new_cols));
+    int rc = cli_post(c, "/v1/accounts", b, f_idem, acct_new_cols, ARRAY_LEN(acct_new_cols));
     if (rc == CLI_OK && c->format == CLI_TABLE)
         fprintf(stderr, "capx-admin: the API key above is shown only once\n");
     return rc;
@@ -309,11 +281,11 @@ static int keys_create(struct cli *c, char **args)
 {
     UNUSED(args);
     char path[512], esc[256];
-    if (need(c, f_account, "account") < 0)
+    if (cli_need(c, f_account, "account") < 0)
         return CLI_USAGE;
     cli_escape(f_account, esc, sizeof esc);
     snprintf(path, sizeof path, "/v1/accounts/%s/api-keys", esc);
-    return post(c, path, NULL, key_cols, ARRAY_LEN(key_cols));
+    return cli_post(c, path, NULL, f_idem, key_cols, ARRAY_LEN(key_cols));
 }
 
 static int keys_revoke(struct cli *c, char **args)
@@ -322,7 +294,7 @@ static int keys_revoke(struct cli *c, char **args)
     json_t *out = NULL;
     cli_escape(args[0], esc, sizeof esc);
     snprintf(path, sizeof path, "/v1/api-keys/%s", esc);
-    int rc = cli_call(c, "DELETE", path, NULL, idem_key(kb, sizeof kb), &out);
+    int rc = cli_call(c, "DELETE", path, NULL, cli_idem(f_idem, kb, sizeof kb), &out);
     json_decref(out);
     if (rc != CLI_OK)
         return rc;
@@ -337,14 +309,14 @@ static int money(struct cli *c, const char *what)
 {
     char path[512], esc[256], err[256];
     int64_t amount;
-    if (need(c, f_account, "account") < 0 || need(c, f_amount, "amount") < 0)
+    if (cli_need(c, f_account, "account") < 0 || cli_need(c, f_amount, "amount") < 0)
         return CLI_USAGE;
     if (units_parse_usd(f_amount, UNITS_AMOUNT, &amount, err, sizeof err) < 0)
         return cli_fail(c, CLI_USAGE, "--amount: %s", err);
     cli_escape(f_account, esc, sizeof esc);
     snprintf(path, sizeof path, "/v1/accounts/%s/%s", esc, what);
-    return post(c, path, json_pack("{s:I}", "amount", (json_int_t)amount), money_cols,
-                ARRAY_LEN(money_cols));
+    return cli_post(c, path, json_pack("{s:I}", "amount", (json_int_t)amount), f_idem, money_cols,
+                    ARRAY_LEN(money_cols));
 }
 
 static int deposit(struct cli *c, char **args)
@@ -399,7 +371,7 @@ static int payout(struct cli *c, char **args)
 {
     UNUSED(args);
     char kb[64];
-    return report_payout(c, f_until, idem_key(kb, sizeof kb));
+    return report_payout(c, f_until, cli_idem(f_idem, kb, sizeof kb));
 }
 
 static int settlement(struct cli *c, char **args)

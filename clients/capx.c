@@ -203,14 +203,6 @@ static const struct cli_col transfer_cols[] = {
 
 /* ---- argument helpers: each prints its own usage error ---- */
 
-static int need(struct cli *c, const char *v, const char *flag)
-{
-    if (v && *v)
-        return 0;
-    cli_fail(c, CLI_USAGE, "missing --%s (see --help)", flag);
-    return -1;
-}
-
 static int refuse(struct cli *c, const char *v, const char *flag, const char *why)
 {
     if (!v)
@@ -222,7 +214,7 @@ static int refuse(struct cli *c, const char *v, const char *flag, const char *wh
 static int count_arg(struct cli *c, const char *v, const char *flag, int64_t *out)
 {
     char err[256];
-    if (need(c, v, flag) < 0)
+    if (cli_need(c, v, flag) < 0)
         return -1;
     if (units_parse_count(v, 1000000000000LL, out, err, sizeof err) < 0) {
         cli_fail(c, CLI_USAGE, "--%s: %s", flag, err);
@@ -234,7 +226,7 @@ static int count_arg(struct cli *c, const char *v, const char *flag, int64_t *ou
 static int price_arg(struct cli *c, const char *v, const char *flag, int64_t *out)
 {
     char err[256];
-    if (need(c, v, flag) < 0)
+    if (cli_need(c, v, flag) < 0)
         return -1;
     if (units_parse_usd(v, UNITS_PRICE, out, err, sizeof err) < 0) {
         cli_fail(c, CLI_USAGE, "--%s: %s", flag, err);
@@ -245,7 +237,7 @@ static int price_arg(struct cli *c, const char *v, const char *flag, int64_t *ou
 
 static int time_arg(struct cli *c, const char *v, const char *flag, int64_t *out)
 {
-    if (need(c, v, flag) < 0)
+    if (cli_need(c, v, flag) < 0)
         return -1;
     if (capx_time_parse(v, out) < 0) {
         cli_fail(c, CLI_USAGE, "--%s: \"%s\" is not an RFC 3339 UTC time like 2027-01-04T00:00:00Z",
@@ -258,7 +250,7 @@ static int time_arg(struct cli *c, const char *v, const char *flag, int64_t *out
 static int duration_arg(struct cli *c, const char *v, const char *flag, int64_t *hours)
 {
     char err[256];
-    if (need(c, v, flag) < 0)
+    if (cli_need(c, v, flag) < 0)
         return -1;
     if (units_parse_duration(v, hours, err, sizeof err) < 0) {
         cli_fail(c, CLI_USAGE, "--%s: %s", flag, err);
@@ -278,27 +270,6 @@ static int kind_arg(struct cli *c)
     return -1;
 }
 
-/* The key every create and cancel carries. */
-static const char *idem_key(char *buf, size_t size)
-{
-    if (f_idem && *f_idem)
-        return f_idem;
-    cli_idempotency_key(buf, size);
-    return buf;
-}
-
-static int create(struct cli *c, const char *path, json_t *body, const struct cli_col *cols,
-                  size_t n)
-{
-    char kb[64];
-    json_t *out = NULL;
-    int rc = cli_call(c, "POST", path, body, idem_key(kb, sizeof kb), &out);
-    if (rc == CLI_OK)
-        cli_print_one(c, out, cols, n);
-    json_decref(out);
-    return rc;
-}
-
 static int show(struct cli *c, const char *method, const char *coll, const char *id,
                 const struct cli_col *cols, size_t n)
 {
@@ -306,8 +277,8 @@ static int show(struct cli *c, const char *method, const char *coll, const char 
     json_t *out = NULL;
     cli_escape(id, esc, sizeof esc);
     snprintf(path, sizeof path, "/v1/%s/%s", coll, esc);
-    int rc = cli_call(c, method, path, NULL, strcmp(method, "GET") ? idem_key(kb, sizeof kb) : NULL,
-                      &out);
+    int rc = cli_call(c, method, path, NULL,
+                      strcmp(method, "GET") ? cli_idem(f_idem, kb, sizeof kb) : NULL, &out);
     if (rc == CLI_OK && out)
         cli_print_one(c, out, cols, n);
     json_decref(out);
@@ -331,8 +302,8 @@ static int pools_create(struct cli *c, char **args)
 {
     UNUSED(args);
     int64_t nodes, gpn, npr = 0;
-    if (need(c, f_name, "name") < 0 || need(c, f_gpu_model, "gpu-model") < 0 ||
-        need(c, f_region, "region") < 0 || count_arg(c, f_nodes, "nodes", &nodes) < 0 ||
+    if (cli_need(c, f_name, "name") < 0 || cli_need(c, f_gpu_model, "gpu-model") < 0 ||
+        cli_need(c, f_region, "region") < 0 || count_arg(c, f_nodes, "nodes", &nodes) < 0 ||
         count_arg(c, f_gpn, "gpus-per-node", &gpn) < 0 ||
         (f_npr && count_arg(c, f_npr, "nodes-per-rack", &npr) < 0))
         return CLI_USAGE;
@@ -341,7 +312,7 @@ static int pools_create(struct cli *c, char **args)
                   f_region, "nodes", (json_int_t)nodes, "gpus_per_node", (json_int_t)gpn);
     if (f_npr)
         json_object_set_new(b, "nodes_per_rack", json_integer(npr));
-    return create(c, "/v1/pools", b, pool_cols, ARRAY_LEN(pool_cols));
+    return cli_post(c, "/v1/pools", b, f_idem, pool_cols, ARRAY_LEN(pool_cols));
 }
 
 static int pools_list(struct cli *c, char **args)
@@ -360,7 +331,7 @@ static int offers_create(struct cli *c, char **args)
     UNUSED(args);
     int64_t gpus, price, start, end, hours;
     int spot = kind_arg(c);
-    if (spot < 0 || need(c, f_pool, "pool") < 0 || count_arg(c, f_gpus, "gpus", &gpus) < 0 ||
+    if (spot < 0 || cli_need(c, f_pool, "pool") < 0 || count_arg(c, f_gpus, "gpus", &gpus) < 0 ||
         price_arg(c, f_price, "price", &price) < 0)
         return CLI_USAGE;
     json_t *b = json_pack("{s:s,s:I,s:I}", "pool_id", f_pool, "gpus", (json_int_t)gpus, "price",
@@ -394,7 +365,7 @@ static int offers_create(struct cli *c, char **args)
         json_object_set_new(b, "start", json_string(f_start));
         json_object_set_new(b, "end", json_string(f_duration ? es : f_end));
     }
-    return create(c, "/v1/offers", b, offer_cols, ARRAY_LEN(offer_cols));
+    return cli_post(c, "/v1/offers", b, f_idem, offer_cols, ARRAY_LEN(offer_cols));
 usage:
     json_decref(b);
     return CLI_USAGE;
@@ -421,7 +392,7 @@ static json_t *order_body(struct cli *c)
 {
     int64_t gpus, limit, start, hours;
     int spot = kind_arg(c);
-    if (spot < 0 || need(c, f_gpu_model, "gpu-model") < 0 ||
+    if (spot < 0 || cli_need(c, f_gpu_model, "gpu-model") < 0 ||
         count_arg(c, f_gpus, "gpus", &gpus) < 0 ||
         price_arg(c, f_limit_price, "limit-price", &limit) < 0)
         return NULL;
@@ -470,7 +441,7 @@ static int orders_create(struct cli *c, char **args)
     json_t *b = order_body(c);
     if (!b)
         return CLI_USAGE;
-    return create(c, "/v1/orders", b, order_cols, ARRAY_LEN(order_cols));
+    return cli_post(c, "/v1/orders", b, f_idem, order_cols, ARRAY_LEN(order_cols));
 }
 
 static int orders_quote(struct cli *c, char **args)

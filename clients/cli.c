@@ -163,6 +163,34 @@ void cli_idempotency_key(char *buf, size_t size)
     capx_id_new("idem_", buf, size);
 }
 
+const char *cli_idem(const char *given, char *buf, size_t size)
+{
+    if (given && *given)
+        return given;
+    cli_idempotency_key(buf, size);
+    return buf;
+}
+
+int cli_need(const struct cli *c, const char *v, const char *flag)
+{
+    if (v && *v)
+        return 0;
+    cli_fail(c, CLI_USAGE, "missing --%s (see --help)", flag);
+    return -1;
+}
+
+int cli_post(struct cli *c, const char *path, json_t *body, const char *idem,
+             const struct cli_col *cols, size_t n)
+{
+    char kb[64];
+    json_t *out = NULL;
+    int rc = cli_call(c, "POST", path, body, cli_idem(idem, kb, sizeof kb), &out);
+    if (rc == CLI_OK)
+        cli_print_one(c, out, cols, n);
+    json_decref(out);
+    return rc;
+}
+
 void cli_escape(const char *s, char *out, size_t outlen)
 {
     static const char hex[] = "0123456789ABCDEF";

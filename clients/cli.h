@@ -104,6 +104,13 @@ int cli_list(struct cli *c, const char *path, const char *query, const char *lim
 
 /* A fresh random Idempotency-Key into buf (at least 40 bytes). */
 void cli_idempotency_key(char *buf, size_t size);
+/* The key to send: given (an --idempotency-key) when set, else a fresh one made in buf. */
+const char *cli_idem(const char *given, char *buf, size_t size);
+/* 0 when a required flag's value v is set; else CLI_USAGE is printed ("missing --flag") and -1. */
+int cli_need(const struct cli *c, const char *v, const char *flag);
+/* POST path with body (consumed) and cli_idem(idem); prints the answer with cols. */
+int cli_post(struct cli *c, const char *path, json_t *body, const char *idem,
+             const struct cli_col *cols, size_t n);
 /* Percent-encodes s for a path segment or query value into out. */
 void cli_escape(const char *s, char *out, size_t outlen);
 
