@@ -400,6 +400,9 @@ static inline void emit(engine *e, const ev_fields *f)
 }
 
 /* engine.c */
+/* A live offer (id registered); a reservation offer's hours are the caller's to set. */
+uint32_t offer_new(engine *e, uint64_t id, uint64_t seq, uint32_t pi, int64_t price, int32_t gpus,
+                   uint8_t kind);
 uint32_t engine_market_get(engine *e, uint64_t model, uint64_t region, bool create);
 uint32_t engine_market_find(engine *e, uint64_t model, uint64_t region, bool create);
 uint32_t engine_model_get(engine *e, uint64_t model, bool create);

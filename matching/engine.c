@@ -715,20 +715,27 @@ static int offer_check(engine *e, const engine_offer_spec *s, bool restore, uint
     return CAPX_OK;
 }
 
-static uint32_t offer_insert(engine *e, const engine_offer_spec *s, uint32_t pi, uint64_t seq)
+uint32_t offer_new(engine *e, uint64_t id, uint64_t seq, uint32_t pi, int64_t price, int32_t gpus,
+                   uint8_t kind)
 {
     uint32_t oi = slab_new(&e->offers);
     offer *of = OFFER(e, oi);
-    of->id = s->id;
+    of->id = id;
     of->seq = seq;
-    of->start = s->start;
-    of->end = s->end;
-    of->price = s->price;
+    of->price = price;
     of->pool = pi;
-    of->gpus = s->gpus;
-    of->kind = OFFER_RESV;
+    of->gpus = gpus;
+    of->kind = kind;
     of->live = 1;
-    idmap_put(&e->offer_ids, s->id, oi);
+    idmap_put(&e->offer_ids, id, oi);
+    return oi;
+}
+
+static uint32_t offer_insert(engine *e, const engine_offer_spec *s, uint32_t pi, uint64_t seq)
+{
+    uint32_t oi = offer_new(e, s->id, seq, pi, s->price, s->gpus, OFFER_RESV);
+    OFFER(e, oi)->start = s->start;
+    OFFER(e, oi)->end = s->end;
     pool *p = POOL(e, pi);
     grow32((void **)&p->offers, &p->offers_cap, p->noffers + 1, sizeof(uint32_t));
     uint32_t pos = pool_offer_from(e, p, s->start);

@@ -237,16 +237,7 @@ static int spot_offer_check(engine *e, const engine_spot_offer_spec *s, uint32_t
 
 static void spot_offer_insert(engine *e, const engine_spot_offer_spec *s, uint32_t pi, uint64_t seq)
 {
-    uint32_t oi = slab_new(&e->offers);
-    offer *of = OFFER(e, oi);
-    of->id = s->id;
-    of->seq = seq;
-    of->price = s->reserve;
-    of->pool = pi;
-    of->gpus = s->gpus;
-    of->kind = OFFER_SPOT;
-    of->live = 1;
-    idmap_put(&e->offer_ids, s->id, oi);
+    uint32_t oi = offer_new(e, s->id, seq, pi, s->reserve, s->gpus, OFFER_SPOT);
     pool *p = POOL(e, pi);
     p->spot_offer = oi;
     MARKET(e, p->market)->sp_dirty = true;
@@ -300,20 +291,28 @@ static int spot_bid_check(engine *e, const engine_spot_bid_spec *s)
     return CAPX_OK;
 }
 
+/* A live bid of market mk, not running, not yet in a level. */
+static inline spot_bid bid_of(const engine_spot_bid_spec *s, uint64_t seq, uint32_t mk)
+{
+    return (spot_bid){.id = s->id,
+                      .account = s->account,
+                      .seq = seq,
+                      .limit = s->limit_price,
+                      .gpus = s->gpus,
+                      .market = mk,
+                      .level = NONE32,
+                      .prev = NONE32,
+                      .next = NONE32,
+                      .running = NONE32,
+                      .live = 1};
+}
+
 static uint32_t spot_bid_new(engine *e, const engine_spot_bid_spec *s, uint64_t seq)
 {
     uint32_t mk = engine_market_get(e, s->model, s->region, true);
-    uint32_t bi = slab_new(&e->bids);
+    uint32_t bi = slab_take(&e->bids);
     CAPX_ASSERT(bi < SPOT_FLAG);
-    spot_bid *b = BID(e, bi);
-    b->id = s->id;
-    b->account = s->account;
-    b->seq = seq;
-    b->limit = s->limit_price;
-    b->gpus = s->gpus;
-    b->market = mk;
-    b->running = NONE32;
-    b->live = 1;
+    *BID(e, bi) = bid_of(s, seq, mk);
     seqmap_put(&e->order_ids, s->id, bi | SPOT_FLAG);
     spot_bid_insert(e, bi);
     return bi;
@@ -342,17 +341,10 @@ int engine_spot_bid(engine *e, int64_t now, const engine_spot_bid_spec *s)
     market *m = MARKET(e, mk);
     uint32_t li = level_for(e, m, s->limit_price);
     spot_level *l = LEVEL(e, li);
-    *BID(e, bi) = (spot_bid){.id = s->id,
-                             .account = s->account,
-                             .seq = seq,
-                             .limit = s->limit_price,
-                             .gpus = s->gpus,
-                             .market = mk,
-                             .level = li,
-                             .prev = l->tail,
-                             .next = NONE32,
-                             .running = NONE32,
-                             .live = 1};
+    spot_bid nb = bid_of(s, seq, mk);
+    nb.level = li;
+    nb.prev = l->tail;
+    *BID(e, bi) = nb;
     if (l->tail == NONE32)
         l->head = bi;
     else
