@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,16 +134,21 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Rejects duplicate names (sorted copy). */
-static int check_unique(char **names, size_t n, const char *what, char *err, size_t errlen)
+/* The name of each of n items of size stride (a char * at name_off): at least one, no two the
+ * same (checked on a sorted copy). items names the list in the message, item one of them. */
+static int check_names(const void *items, size_t n, size_t stride, size_t name_off,
+                       const char *list, const char *item, char *err, size_t errlen)
 {
+    if (n == 0)
+        return fail(err, errlen, "no %s after the header", list);
     int ret = 0;
-    char **s = xmalloc((n ? n : 1) * sizeof(*s));
-    memcpy(s, names, n * sizeof(*s));
+    char **s = xmalloc(n * sizeof(*s));
+    for (size_t i = 0; i < n; i++)
+        memcpy(&s[i], (const char *)items + i * stride + name_off, sizeof(char *));
     qsort(s, n, sizeof(*s), cmp_str);
     for (size_t i = 1; i < n; i++) {
         if (strcmp(s[i - 1], s[i]) == 0) {
-            ret = fail(err, errlen, "duplicate %s '%s'", what, s[i]);
+            ret = fail(err, errlen, "duplicate %s '%s'", item, s[i]);
             break;
         }
     }
@@ -158,7 +164,6 @@ int trace_parse_nodes(const char *text, size_t len, struct cluster *c, struct tr
     struct field f[MAX_COLS];
     int nf, hdr_nf, col[5];
     struct trace_node *v = NULL;
-    char **nm = NULL;
     size_t n = 0, cap = 0;
     *nodes = NULL;
     *nout = 0;
@@ -214,25 +219,13 @@ int trace_parse_nodes(const char *text, size_t len, struct cluster *c, struct tr
         t.name = xstrndup(sn->s, sn->n);
         v[n++] = t;
     }
-    if (rc < 0)
+    if (rc < 0 || check_names(v, n, sizeof(*v), offsetof(struct trace_node, name), "nodes",
+                              "node sn", err, errlen) < 0)
         goto err;
-    if (n == 0) {
-        rc = fail(err, errlen, "no nodes after the header");
-        goto err;
-    }
-    nm = xmalloc(n * sizeof(*nm));
-    for (size_t i = 0; i < n; i++)
-        nm[i] = v[i].name;
-    if (check_unique(nm, n, "node sn", err, errlen) < 0) {
-        rc = -1;
-        goto err;
-    }
-    free(nm);
     *nodes = v;
     *nout = n;
     return 0;
 err:
-    free(nm);
     trace_nodes_free(v, n);
     return -1;
 }
@@ -270,7 +263,6 @@ int trace_parse_pods(const char *text, size_t len, const struct cluster *c, stru
     struct field f[MAX_COLS];
     int nf, hdr_nf, col[6];
     struct trace_pod *v = NULL;
-    char **nm = NULL;
     size_t n = 0, cap = 0;
     *pods = NULL;
     *nout = 0;
@@ -335,25 +327,13 @@ int trace_parse_pods(const char *text, size_t len, const struct cluster *c, stru
         t.name = xstrndup(name->s, name->n);
         v[n++] = t;
     }
-    if (rc < 0)
+    if (rc < 0 || check_names(v, n, sizeof(*v), offsetof(struct trace_pod, name), "pods",
+                              "pod name", err, errlen) < 0)
         goto err;
-    if (n == 0) {
-        rc = fail(err, errlen, "no pods after the header");
-        goto err;
-    }
-    nm = xmalloc(n * sizeof(*nm));
-    for (size_t i = 0; i < n; i++)
-        nm[i] = v[i].name;
-    if (check_unique(nm, n, "pod name", err, errlen) < 0) {
-        rc = -1;
-        goto err;
-    }
-    free(nm);
     *pods = v;
     *nout = n;
     return 0;
 err:
-    free(nm);
     trace_pods_free(v, n);
     return -1;
 }
