@@ -361,6 +361,20 @@ static inline void slab_del(slab *s, uint32_t i)
 #define MARKET(e, i) ((market *)slab_at(&(e)->markets, (i)))
 #define MODEL(e, i)  ((model *)slab_at(&(e)->models, (i)))
 
+/* Index in p->offers of the first open offer with end > hour. */
+static inline uint32_t pool_offer_from(const engine *e, const pool *p, int64_t hour)
+{
+    uint32_t lo = 0, hi = p->noffers;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (OFFER(e, p->offers[mid])->end <= hour)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 /* Grow *arr (of elem bytes) so it holds at least need items. */
 void grow(void **arr, size_t *cap, size_t need, size_t elem);
 void grow32(void **arr, uint32_t *cap, uint32_t need, size_t elem);

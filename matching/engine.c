@@ -603,20 +603,6 @@ static void pool_offers_changed(engine *e, uint32_t pi, uint32_t oi, bool add)
     lbset_update(&MODEL(e, m->model_idx)->lb, &x, add);
 }
 
-/* Index in p->offers of the first open offer with end > hour. */
-static uint32_t pool_offer_from(engine *e, const pool *p, int64_t hour)
-{
-    uint32_t lo = 0, hi = p->noffers;
-    while (lo < hi) {
-        uint32_t mid = (lo + hi) / 2;
-        if (OFFER(e, p->offers[mid])->end <= hour)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 static void pool_offer_remove(engine *e, pool *p, uint32_t oi)
 {
     uint32_t pos = pool_offer_from(e, p, OFFER(e, oi)->start);

@@ -21,19 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint32_t first_offer(const engine *e, const pool *p, int64_t hour)
-{
-    uint32_t lo = 0, hi = p->noffers;
-    while (lo < hi) {
-        uint32_t mid = (lo + hi) / 2;
-        if (OFFER(e, p->offers[mid])->end <= hour)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 /* The hourly scratch arrays, made on first use (a rebuilt engine that never needs them is
  * cheap to make). */
 static void hourly_scratch(engine *e)
@@ -86,7 +73,7 @@ static bool pool_window(engine *e, uint32_t pi, int64_t cs, int wn, const want *
     const pool *p = POOL(e, pi);
     int32_t H = w->hours, G = w->gpus;
     int64_t a = cs, b = cs + wn - 1 + H;
-    uint32_t i0 = first_offer(e, p, a);
+    uint32_t i0 = pool_offer_from(e, p, a);
     if (i0 == p->noffers || OFFER(e, p->offers[i0])->start >= b)
         return false;
     const offer *o0 = OFFER(e, p->offers[i0]);
@@ -119,7 +106,7 @@ static bool pool_window(engine *e, uint32_t pi, int64_t cs, int wn, const want *
             int64_t s = cs + i, end = s + H, at = s, k = 0;
             int32_t c = G;
             uint64_t seq = 0;
-            for (uint32_t j = first_offer(e, p, s); j < p->noffers && at < end; j++) {
+            for (uint32_t j = pool_offer_from(e, p, s); j < p->noffers && at < end; j++) {
                 const offer *of = OFFER(e, p->offers[j]);
                 if (of->start > at) /* an hour without an offer */
                     break;
@@ -564,7 +551,7 @@ static void walk_piece(engine *e, piece pc, int64_t s, int64_t end, segment_fn f
 {
     const pool *pl = POOL(e, pc.pool);
     int64_t at = s;
-    for (uint32_t j = first_offer(e, pl, s); j < pl->noffers && at < end; j++) {
+    for (uint32_t j = pool_offer_from(e, pl, s); j < pl->noffers && at < end; j++) {
         const offer *of = OFFER(e, pl->offers[j]);
         CAPX_ASSERT(of->start <= at); /* every hour of a piece is offered */
         int64_t s1 = of->end < end ? of->end : end;
