@@ -34,6 +34,29 @@ static uint32_t island_free(const struct cluster_node *n, int i)
     return m;
 }
 
+uint32_t gang_free_mask(const struct cluster_node *n)
+{
+    uint32_t m = 0;
+    for (int g = 0; g < n->ngpu; g++)
+        if (cluster_gpu_usable(n, g) && n->gpu_free[g] == CLUSTER_GPU_MILLI)
+            m |= 1u << g;
+    return m;
+}
+
+int gang_most_free_node(const struct cluster *c, uint32_t first, uint32_t last, int *nfree)
+{
+    int best = -1;
+    *nfree = 0;
+    for (uint32_t i = first; i < last && i < c->nnodes; i++) {
+        int f = __builtin_popcount(gang_free_mask(&c->nodes[i]));
+        if (f > *nfree) {
+            best = (int)i;
+            *nfree = f;
+        }
+    }
+    return best;
+}
+
 /* Lowest `k` set bits of m. */
 static uint32_t low_bits(uint32_t m, int k)
 {

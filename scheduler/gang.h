@@ -29,6 +29,13 @@
  * the model is not accepted). */
 int gang_node_capacity(const struct cluster_node *n, const struct job_spec *j);
 
+/* The usable GPUs of node n that no job holds any of, as a mask. */
+uint32_t gang_free_mask(const struct cluster_node *n);
+
+/* The node of [first, last) with the most such GPUs (the lowest index on ties), with their
+ * count in *nfree; -1 when none has any. */
+int gang_most_free_node(const struct cluster *c, uint32_t first, uint32_t last, int *nfree);
+
 /* Picks `k` fully free usable GPUs of node n, NVLink-island aware; returns the
  * mask, or 0 if the node has fewer than k. */
 uint32_t gang_pick_gpus(const struct cluster_node *n, int k);

@@ -471,3 +471,20 @@ void db_pool_free(struct db_pool *p)
     free(p->conninfo);
     free(p);
 }
+
+PGresult *db_rows(PGconn *c, const char *sql, char *err, size_t errlen)
+{
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        snprintf(err, errlen, "%s", PQresultErrorMessage(r));
+        err[strcspn(err, "\n")] = '\0';
+        PQclear(r);
+        return NULL;
+    }
+    return r;
+}
+
+int64_t db_i64(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}

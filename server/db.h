@@ -63,4 +63,10 @@ MUSTCHECK int db_submit(struct db_pool *p, struct db_job *j);
 /* Frees a job (after its callback, or one never submitted). */
 void db_job_free(struct db_job *j);
 
+/* Blocking helpers for loading at start-up and rebuild (not for serving): a query whose rows
+   are wanted (NULL with the first line of the error in err otherwise), and an int64 column
+   (0 when NULL). */
+PGresult *db_rows(PGconn *c, const char *sql, char *err, size_t errlen);
+int64_t db_i64(const PGresult *r, int row, int col);
+
 #endif

@@ -10,6 +10,7 @@
 
 #include "common/ids.h"
 #include "common/timefmt.h"
+#include "server/db.h"
 #include "server/log.h"
 #include "server/market.h"
 #include "server/sched.h"
@@ -1364,23 +1365,6 @@ json_t *contract_json(const struct contract *c)
 
 /* ---- loading (start-up and rebuild) ---- */
 
-static PGresult *q(PGconn *c, const char *sql, char *err, size_t errlen)
-{
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        snprintf(err, errlen, "%s", PQresultErrorMessage(r));
-        err[strcspn(err, "\n")] = '\0';
-        PQclear(r);
-        return NULL;
-    }
-    return r;
-}
-
-static int64_t i64(PGresult *r, int row, int col)
-{
-    return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
-}
-
 static int64_t ts_or(PGresult *r, int row, int col, int64_t dflt)
 {
     return PQgetisnull(r, row, col) ? dflt : strtoll(PQgetvalue(r, row, col), NULL, 10);
@@ -1445,38 +1429,39 @@ static unsigned roles_of(const char *pgarray)
 
 static int load_accounts(struct market *m, PGconn *c, char *err, size_t errlen)
 {
-    PGresult *r = q(c,
-                    "SELECT id, name, roles::text, extract(epoch FROM created_at)::bigint "
-                    "FROM accounts ORDER BY created_at, id",
-                    err, errlen);
+    PGresult *r = db_rows(c,
+                          "SELECT id, name, roles::text, extract(epoch FROM created_at)::bigint "
+                          "FROM accounts ORDER BY created_at, id",
+                          err, errlen);
     if (!r)
         return -1;
     for (int i = 0; i < PQntuples(r); i++) {
         struct account *a = market_account_new(m, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
                                                roles_of(PQgetvalue(r, i, 2)));
-        a->created = i64(r, i, 3);
+        a->created = db_i64(r, i, 3);
     }
     PQclear(r);
-    r = q(c,
-          "SELECT owner, coalesce(sum(CASE WHEN kind = 'cash' THEN credits_posted - "
-          "debits_posted - debits_pending ELSE 0 END), 0)::bigint, coalesce(sum(CASE WHEN kind = "
-          "'cash' THEN debits_pending ELSE credits_posted - debits_posted END), 0)::bigint "
-          "FROM ledger_accounts WHERE owner IS NOT NULL GROUP BY owner",
-          err, errlen);
+    r = db_rows(
+        c,
+        "SELECT owner, coalesce(sum(CASE WHEN kind = 'cash' THEN credits_posted - "
+        "debits_posted - debits_pending ELSE 0 END), 0)::bigint, coalesce(sum(CASE WHEN kind = "
+        "'cash' THEN debits_pending ELSE credits_posted - debits_posted END), 0)::bigint "
+        "FROM ledger_accounts WHERE owner IS NOT NULL GROUP BY owner",
+        err, errlen);
     if (!r)
         return -1;
     for (int i = 0; i < PQntuples(r); i++) {
         struct account *a = hmap_get(&m->app->accounts, PQgetvalue(r, i, 0));
         if (!a)
             continue;
-        a->available = i64(r, i, 1);
-        a->held = i64(r, i, 2);
+        a->available = db_i64(r, i, 1);
+        a->held = db_i64(r, i, 2);
         check_mirror(a);
     }
     PQclear(r);
-    r = q(c,
-          "SELECT id, account_id, encode(key_hash, 'hex') FROM api_keys WHERE revoked_at IS NULL",
-          err, errlen);
+    r = db_rows(
+        c, "SELECT id, account_id, encode(key_hash, 'hex') FROM api_keys WHERE revoked_at IS NULL",
+        err, errlen);
     if (!r)
         return -1;
     for (int i = 0; i < PQntuples(r); i++) {
@@ -1486,11 +1471,11 @@ static int load_accounts(struct market *m, PGconn *c, char *err, size_t errlen)
         hmap_put(&m->app->keys, PQgetvalue(r, i, 2), k);
     }
     PQclear(r);
-    r = q(c,
-          "SELECT account_id || E'\\n' || key, encode(request_hash, 'hex'), status, body, "
-          "extract(epoch FROM created_at)::bigint FROM idempotency_keys "
-          "WHERE created_at > now() - interval '24 hours'",
-          err, errlen);
+    r = db_rows(c,
+                "SELECT account_id || E'\\n' || key, encode(request_hash, 'hex'), status, body, "
+                "extract(epoch FROM created_at)::bigint FROM idempotency_keys "
+                "WHERE created_at > now() - interval '24 hours'",
+                err, errlen);
     if (!r)
         return -1;
     for (int i = 0; i < PQntuples(r); i++) {
@@ -1501,9 +1486,9 @@ static int load_accounts(struct market *m, PGconn *c, char *err, size_t errlen)
             sscanf(hex + 2 * k, "%2x", &v);
             d->hash[k] = (unsigned char)v;
         }
-        d->status = (int)i64(r, i, 2);
+        d->status = (int)db_i64(r, i, 2);
         d->body = xstrdup(PQgetvalue(r, i, 3));
-        d->created = i64(r, i, 4);
+        d->created = db_i64(r, i, 4);
         struct idem *prev = hmap_put(&m->app->idem, PQgetvalue(r, i, 0), d);
         if (prev) {
             free(prev->body);
@@ -1518,26 +1503,26 @@ static int load_market(struct market *m, PGconn *c, char *err, size_t errlen)
 {
     uint64_t max_seq = 0, max_trade = 0;
     PGresult *r =
-        q(c,
-          "SELECT id, num, account_id, name, gpu_model, region, nodes, gpus_per_node, "
-          "nodes_per_rack, extract(epoch FROM created_at)::bigint FROM pools ORDER BY num",
-          err, errlen);
+        db_rows(c,
+                "SELECT id, num, account_id, name, gpu_model, region, nodes, gpus_per_node, "
+                "nodes_per_rack, extract(epoch FROM created_at)::bigint FROM pools ORDER BY num",
+                err, errlen);
     if (!r)
         return -1;
     for (int i = 0; i < PQntuples(r); i++) {
         struct pool *p = xcalloc(1, sizeof *p);
         p->o.type = OBJ_POOL;
         copy(p->o.id, sizeof p->o.id, r, i, 0);
-        p->o.num = (uint64_t)i64(r, i, 1);
+        p->o.num = (uint64_t)db_i64(r, i, 1);
         p->acct = acct_of(m, PQgetvalue(r, i, 2));
         copy(p->name, sizeof p->name, r, i, 3);
         copy(p->gpu_model, sizeof p->gpu_model, r, i, 4);
         copy(p->region, sizeof p->region, r, i, 5);
-        p->nodes = i64(r, i, 6);
-        p->gpus_per_node = i64(r, i, 7);
-        p->nodes_per_rack = i64(r, i, 8);
+        p->nodes = db_i64(r, i, 6);
+        p->gpus_per_node = db_i64(r, i, 7);
+        p->nodes_per_rack = db_i64(r, i, 8);
         p->gpus = p->nodes * p->gpus_per_node;
-        p->o.created = i64(r, i, 9);
+        p->o.created = db_i64(r, i, 9);
         p->acct->pool_nodes += p->nodes;
         p->model = market_intern(m, p->gpu_model);
         p->region_num = market_intern(m, p->region);
@@ -1550,28 +1535,28 @@ static int load_market(struct market *m, PGconn *c, char *err, size_t errlen)
         }
     }
     PQclear(r);
-    r = q(c,
-          "SELECT id, num, pool_id, kind, gpus, extract(epoch FROM start_at)::bigint, "
-          "extract(epoch FROM end_at)::bigint, price, status, seq, "
-          "extract(epoch FROM created_at)::bigint FROM offers ORDER BY num",
-          err, errlen);
+    r = db_rows(c,
+                "SELECT id, num, pool_id, kind, gpus, extract(epoch FROM start_at)::bigint, "
+                "extract(epoch FROM end_at)::bigint, price, status, seq, "
+                "extract(epoch FROM created_at)::bigint FROM offers ORDER BY num",
+                err, errlen);
     if (!r)
         return -1;
     for (int i = 0; i < PQntuples(r); i++) {
         struct offer *f = xcalloc(1, sizeof *f);
         f->o.type = OBJ_OFFER;
         copy(f->o.id, sizeof f->o.id, r, i, 0);
-        f->o.num = (uint64_t)i64(r, i, 1);
+        f->o.num = (uint64_t)db_i64(r, i, 1);
         f->pool = (struct pool *)market_get(m, PQgetvalue(r, i, 2));
         CAPX_ASSERT(f->pool && f->pool->o.type == OBJ_POOL);
         f->spot = !strcmp(PQgetvalue(r, i, 3), "spot");
-        f->gpus = i64(r, i, 4);
-        f->start = i64(r, i, 5);
-        f->end = i64(r, i, 6);
-        f->price = i64(r, i, 7);
+        f->gpus = db_i64(r, i, 4);
+        f->start = db_i64(r, i, 5);
+        f->end = db_i64(r, i, 6);
+        f->price = db_i64(r, i, 7);
         f->status = intern_status(PQgetvalue(r, i, 8));
-        f->seq = (uint64_t)i64(r, i, 9);
-        f->o.created = i64(r, i, 10);
+        f->seq = (uint64_t)db_i64(r, i, 9);
+        f->o.created = db_i64(r, i, 10);
         if (f->seq > max_seq)
             max_seq = f->seq;
         add_obj(m, &f->o);
@@ -1595,84 +1580,84 @@ static int load_market(struct market *m, PGconn *c, char *err, size_t errlen)
         }
     }
     PQclear(r);
-    r = q(c,
-          "SELECT id, num, account_id, kind, gpu_model, region, gpus, filled_gpus, "
-          "extract(epoch FROM start_at)::bigint, extract(epoch FROM latest_start)::bigint, "
-          "extract(epoch FROM fixed_start)::bigint, hours, limit_price, all_or_none, "
-          "single_pool, time_in_force, lend_idle, status, hold_id, hold_amount, hold_count, "
-          "running_pool, spot_price, extract(epoch FROM preempt_at)::bigint, seq, "
-          "extract(epoch FROM created_at)::bigint, extract(epoch FROM updated_at)::bigint, "
-          "spot_acc FROM orders ORDER BY num",
-          err, errlen);
+    r = db_rows(c,
+                "SELECT id, num, account_id, kind, gpu_model, region, gpus, filled_gpus, "
+                "extract(epoch FROM start_at)::bigint, extract(epoch FROM latest_start)::bigint, "
+                "extract(epoch FROM fixed_start)::bigint, hours, limit_price, all_or_none, "
+                "single_pool, time_in_force, lend_idle, status, hold_id, hold_amount, hold_count, "
+                "running_pool, spot_price, extract(epoch FROM preempt_at)::bigint, seq, "
+                "extract(epoch FROM created_at)::bigint, extract(epoch FROM updated_at)::bigint, "
+                "spot_acc FROM orders ORDER BY num",
+                err, errlen);
     if (!r)
         return -1;
     for (int i = 0; i < PQntuples(r); i++) {
         struct order *o = xcalloc(1, sizeof *o);
         o->o.type = OBJ_ORDER;
         copy(o->o.id, sizeof o->o.id, r, i, 0);
-        o->o.num = (uint64_t)i64(r, i, 1);
+        o->o.num = (uint64_t)db_i64(r, i, 1);
         o->acct = acct_of(m, PQgetvalue(r, i, 2));
         o->spot = !strcmp(PQgetvalue(r, i, 3), "spot");
         copy(o->gpu_model, sizeof o->gpu_model, r, i, 4);
         copy(o->region, sizeof o->region, r, i, 5);
         o->model = market_intern(m, o->gpu_model);
         o->region_num = o->region[0] ? market_intern(m, o->region) : 0;
-        o->gpus = i64(r, i, 6);
-        o->filled = i64(r, i, 7);
-        o->start = i64(r, i, 8);
-        o->latest_start = i64(r, i, 9);
+        o->gpus = db_i64(r, i, 6);
+        o->filled = db_i64(r, i, 7);
+        o->start = db_i64(r, i, 8);
+        o->latest_start = db_i64(r, i, 9);
         o->fixed_start = ts_or(r, i, 10, -1);
-        o->hours = i64(r, i, 11) * HOUR;
-        o->limit_price = i64(r, i, 12);
+        o->hours = db_i64(r, i, 11) * HOUR;
+        o->limit_price = db_i64(r, i, 12);
         o->all_or_none = PQgetvalue(r, i, 13)[0] == 't';
         o->single_pool = PQgetvalue(r, i, 14)[0] == 't';
         o->ioc = !strcmp(PQgetvalue(r, i, 15), "ioc");
         o->lend_idle = PQgetvalue(r, i, 16)[0] == 't';
         o->status = intern_status(PQgetvalue(r, i, 17));
         copy(o->hold_id, sizeof o->hold_id, r, i, 18);
-        o->hold_amount = i64(r, i, 19);
-        o->hold_count = i64(r, i, 20);
+        o->hold_amount = db_i64(r, i, 19);
+        o->hold_count = db_i64(r, i, 20);
         o->running_pool =
             PQgetisnull(r, i, 21) ? NULL : (struct pool *)market_get(m, PQgetvalue(r, i, 21));
-        o->spot_price = i64(r, i, 22);
-        o->preempt_at = i64(r, i, 23);
-        o->seq = (uint64_t)i64(r, i, 24);
-        o->o.created = i64(r, i, 25);
-        o->updated = i64(r, i, 26);
-        o->spot_acc = i64(r, i, 27);
+        o->spot_price = db_i64(r, i, 22);
+        o->preempt_at = db_i64(r, i, 23);
+        o->seq = (uint64_t)db_i64(r, i, 24);
+        o->o.created = db_i64(r, i, 25);
+        o->updated = db_i64(r, i, 26);
+        o->spot_acc = db_i64(r, i, 27);
         if (o->seq > max_seq)
             max_seq = o->seq;
         add_obj(m, &o->o);
     }
     PQclear(r);
-    r = q(c,
-          "SELECT id, num, order_id, offer_id, pool_id, buyer_id, provider_id, gpus, "
-          "extract(epoch FROM start_at)::bigint, extract(epoch FROM end_at)::bigint, price, "
-          "amount, status, trade_seq, extract(epoch FROM created_at)::bigint, settled, "
-          "extract(epoch FROM settled_until)::bigint FROM contracts ORDER BY num",
-          err, errlen);
+    r = db_rows(c,
+                "SELECT id, num, order_id, offer_id, pool_id, buyer_id, provider_id, gpus, "
+                "extract(epoch FROM start_at)::bigint, extract(epoch FROM end_at)::bigint, price, "
+                "amount, status, trade_seq, extract(epoch FROM created_at)::bigint, settled, "
+                "extract(epoch FROM settled_until)::bigint FROM contracts ORDER BY num",
+                err, errlen);
     if (!r)
         return -1;
     for (int i = 0; i < PQntuples(r); i++) {
         struct contract *k = xcalloc(1, sizeof *k);
         k->o.type = OBJ_CONTRACT;
         copy(k->o.id, sizeof k->o.id, r, i, 0);
-        k->o.num = (uint64_t)i64(r, i, 1);
+        k->o.num = (uint64_t)db_i64(r, i, 1);
         k->order = (struct order *)market_get(m, PQgetvalue(r, i, 2));
         k->offer = (struct offer *)market_get(m, PQgetvalue(r, i, 3));
         k->pool = (struct pool *)market_get(m, PQgetvalue(r, i, 4));
         CAPX_ASSERT(k->order && k->offer && k->pool);
         k->buyer = acct_of(m, PQgetvalue(r, i, 5));
         k->provider = acct_of(m, PQgetvalue(r, i, 6));
-        k->gpus = i64(r, i, 7);
-        k->start = i64(r, i, 8);
-        k->end = i64(r, i, 9);
-        k->price = i64(r, i, 10);
-        k->amount = i64(r, i, 11);
+        k->gpus = db_i64(r, i, 7);
+        k->start = db_i64(r, i, 8);
+        k->end = db_i64(r, i, 9);
+        k->price = db_i64(r, i, 10);
+        k->amount = db_i64(r, i, 11);
         k->status = intern_status(PQgetvalue(r, i, 12));
-        k->trade_seq = (uint64_t)i64(r, i, 13);
-        k->o.created = i64(r, i, 14);
-        k->settled = i64(r, i, 15);
+        k->trade_seq = (uint64_t)db_i64(r, i, 13);
+        k->o.created = db_i64(r, i, 14);
+        k->settled = db_i64(r, i, 15);
         k->settled_until = ts_or(r, i, 16, k->start);
         k->range_start = -1;
         if (k->trade_seq > max_trade)
@@ -1757,11 +1742,11 @@ int market_load(struct market *m, const char *conninfo, char *err, size_t errlen
     m->eng = engine_new(sink, m);
     m->nevents = 0;
     int64_t processed = -1;
-    r = q(c, "SELECT sim_now FROM clock_state", err, errlen);
+    r = db_rows(c, "SELECT sim_now FROM clock_state", err, errlen);
     if (!r)
         goto done;
     if (PQntuples(r) == 1)
-        processed = i64(r, 0, 0);
+        processed = db_i64(r, 0, 0);
     PQclear(r);
     if (m->app->clock.simulated && processed > m->app->clock.sim_now)
         m->app->clock.sim_now = processed;

@@ -18,6 +18,7 @@
 #include "scheduler/cluster.h"
 #include "scheduler/gang.h"
 #include "scheduler/job.h"
+#include "server/db.h"
 #include "server/log.h"
 #include "server/sched.h"
 
@@ -197,16 +198,6 @@ static json_t *ts(int64_t t)
 static void fmt(char *b, int64_t v)
 {
     snprintf(b, 24, "%" PRId64, v);
-}
-
-/* Usable whole GPUs of a node not held by anything. */
-static uint32_t node_free_mask(const struct cluster_node *n)
-{
-    uint32_t m = 0;
-    for (int g = 0; g < n->ngpu; g++)
-        if (cluster_gpu_usable(n, g) && n->gpu_free[g] == CLUSTER_GPU_MILLI)
-            m |= 1u << g;
-    return m;
 }
 
 static uint32_t node_usable_mask(const struct cluster_node *n)
@@ -628,17 +619,8 @@ static int64_t take_gpus(struct spool *sp, int64_t k, int rack, struct pieces *o
     if (rack >= 0) {
         uint32_t first = (uint32_t)(rack * sp->p->nodes_per_rack);
         uint32_t last = first + (uint32_t)sp->p->nodes_per_rack;
-        if (last > c->nnodes)
-            last = c->nnodes;
         while (got < k) {
-            int best = -1, bestn = 0;
-            for (uint32_t i = first; i < last; i++) {
-                int f = popc(node_free_mask(&c->nodes[i]));
-                if (f > bestn) {
-                    best = (int)i;
-                    bestn = f;
-                }
-            }
+            int bestn, best = gang_most_free_node(c, first, last, &bestn);
             if (best < 0)
                 break;
             int want = (int)(k - got < bestn ? k - got : bestn);
@@ -654,7 +636,7 @@ static int64_t take_gpus(struct spool *sp, int64_t k, int rack, struct pieces *o
     while (got < k) {
         int64_t avail = 0;
         for (uint32_t i = 0; i < c->nnodes; i++)
-            avail += popc(node_free_mask(&c->nodes[i]));
+            avail += popc(gang_free_mask(&c->nodes[i]));
         int64_t want = k - got < avail ? k - got : avail;
         if (want > JOB_MAX_GPUS)
             want = JOB_MAX_GPUS;
@@ -752,7 +734,7 @@ static int64_t sub_free_gpus(const struct sub *u)
 {
     int64_t n = 0;
     for (uint32_t i = 0; i < u->c.nnodes; i++)
-        n += popc(node_free_mask(&u->c.nodes[i]));
+        n += popc(gang_free_mask(&u->c.nodes[i]));
     return n;
 }
 
@@ -765,7 +747,7 @@ static int sub_choose(struct sub *u, int64_t k, int gang, struct sctr *host, str
     if (!gang) {
         int best = -1, bestf = 1 << 30;
         for (uint32_t i = 0; i < u->c.nnodes; i++) {
-            int f = popc(node_free_mask(&u->c.nodes[i]));
+            int f = popc(gang_free_mask(&u->c.nodes[i]));
             if (f >= k && f < bestf) {
                 best = (int)i;
                 bestf = f;
@@ -816,7 +798,7 @@ static int64_t pool_unsold_free(struct spool *sp)
         return sp->free_cache;
     int64_t n = 0;
     for (uint32_t i = 0; i < sp->c.nnodes; i++)
-        n += popc(node_free_mask(&sp->c.nodes[i]));
+        n += popc(gang_free_mask(&sp->c.nodes[i]));
     for (int i = 0; i < sp->nspot; i++)
         for (int k = 0; k < sp->spot[i]->pl.n; k++)
             if (!sp->spot[i]->pl.v[k].host)
@@ -1614,23 +1596,6 @@ void sched_pool_json(const struct pool *p, json_t *j)
 
 /* ---- loading ---- */
 
-static PGresult *q(PGconn *c, const char *sql, char *err, size_t errlen)
-{
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        snprintf(err, errlen, "%s", PQresultErrorMessage(r));
-        err[strcspn(err, "\n")] = '\0';
-        PQclear(r);
-        return NULL;
-    }
-    return r;
-}
-
-static int64_t i64(PGresult *r, int row, int col)
-{
-    return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
-}
-
 int sched_load(struct market *m, PGconn *conn, char *err, size_t errlen)
 {
     struct sched *s = S(m);
@@ -1639,11 +1604,12 @@ int sched_load(struct market *m, PGconn *conn, char *err, size_t errlen)
     while ((o = market_next(m, OBJ_POOL, &cur)) != NULL)
         (void)spool_of(s, (struct pool *)o);
     /* Health. */
-    PGresult *r = q(conn,
-                    "SELECT pool_id, node, gpu, extract(epoch FROM failed_at)::bigint, "
-                    "extract(epoch FROM repair_at)::bigint FROM node_health ORDER BY failed_at, "
-                    "pool_id, node, gpu",
-                    err, errlen);
+    PGresult *r =
+        db_rows(conn,
+                "SELECT pool_id, node, gpu, extract(epoch FROM failed_at)::bigint, "
+                "extract(epoch FROM repair_at)::bigint FROM node_health ORDER BY failed_at, "
+                "pool_id, node, gpu",
+                err, errlen);
     if (!r)
         return -1;
     for (int i = 0; i < PQntuples(r); i++) {
@@ -1651,14 +1617,14 @@ int sched_load(struct market *m, PGconn *conn, char *err, size_t errlen)
         if (!po || po->type != OBJ_POOL)
             continue;
         struct spool *sp = spool_of(s, (struct pool *)po);
-        int32_t node = (int32_t)i64(r, i, 1), gpu = (int32_t)i64(r, i, 2);
+        int32_t node = (int32_t)db_i64(r, i, 1), gpu = (int32_t)db_i64(r, i, 2);
         if (node >= (int32_t)sp->c.nnodes || gpu >= sp->c.nodes[node].ngpu)
             continue;
         if (sp->nfails == sp->capfails) {
             sp->capfails = sp->capfails ? sp->capfails * 2 : 8;
             sp->fails = xrealloc(sp->fails, (size_t)sp->capfails * sizeof *sp->fails);
         }
-        sp->fails[sp->nfails++] = (struct hfail){node, gpu, i64(r, i, 3), i64(r, i, 4)};
+        sp->fails[sp->nfails++] = (struct hfail){node, gpu, db_i64(r, i, 3), db_i64(r, i, 4)};
         if (gpu < 0)
             cluster_set_node_health(&sp->c, (uint32_t)node, CLUSTER_FAILED);
         else
@@ -1676,10 +1642,10 @@ int sched_load(struct market *m, PGconn *conn, char *err, size_t errlen)
         }
     }
     /* Losses. */
-    r = q(conn,
-          "SELECT contract_id, extract(epoch FROM hour)::bigint, gpus FROM contract_losses "
-          "ORDER BY contract_id, hour",
-          err, errlen);
+    r = db_rows(conn,
+                "SELECT contract_id, extract(epoch FROM hour)::bigint, gpus FROM contract_losses "
+                "ORDER BY contract_id, hour",
+                err, errlen);
     if (!r)
         return -1;
     for (int i = 0; i < PQntuples(r); i++) {
@@ -1687,17 +1653,17 @@ int sched_load(struct market *m, PGconn *conn, char *err, size_t errlen)
         if (!co || co->type != OBJ_CONTRACT)
             continue;
         struct sctr *sc = sctr_of(s, (struct contract *)co);
-        record_loss(s, sc, i64(r, i, 1), i64(r, i, 2));
+        record_loss(s, sc, db_i64(r, i, 1), db_i64(r, i, 2));
         sc->dirty = 0;
     }
     PQclear(r);
     s->ndirty = 0;
     /* Jobs. */
-    r = q(conn,
-          "SELECT id, seq, contract_id, gpus, gang, hours, status, reason, "
-          "extract(epoch FROM created_at)::bigint, extract(epoch FROM started_at)::bigint, "
-          "extract(epoch FROM ended_at)::bigint FROM jobs ORDER BY seq",
-          err, errlen);
+    r = db_rows(conn,
+                "SELECT id, seq, contract_id, gpus, gang, hours, status, reason, "
+                "extract(epoch FROM created_at)::bigint, extract(epoch FROM started_at)::bigint, "
+                "extract(epoch FROM ended_at)::bigint FROM jobs ORDER BY seq",
+                err, errlen);
     if (!r)
         return -1;
     for (int i = 0; i < PQntuples(r); i++) {
@@ -1706,11 +1672,11 @@ int sched_load(struct market *m, PGconn *conn, char *err, size_t errlen)
             continue;
         struct sjob *j = xcalloc(1, sizeof *j);
         snprintf(j->id, sizeof j->id, "%s", PQgetvalue(r, i, 0));
-        j->seq = (uint64_t)i64(r, i, 1);
+        j->seq = (uint64_t)db_i64(r, i, 1);
         j->sc = sctr_of(s, (struct contract *)co);
-        j->gpus = i64(r, i, 3);
+        j->gpus = db_i64(r, i, 3);
         j->gang = PQgetvalue(r, i, 4)[0] == 't';
-        j->hours = i64(r, i, 5);
+        j->hours = db_i64(r, i, 5);
         const char *st = PQgetvalue(r, i, 6);
         j->status = !strcmp(st, "running")     ? "running"
                     : !strcmp(st, "queued")    ? "queued"
@@ -1718,9 +1684,9 @@ int sched_load(struct market *m, PGconn *conn, char *err, size_t errlen)
                     : !strcmp(st, "stopped")   ? "stopped"
                                                : "failed";
         snprintf(j->reason, sizeof j->reason, "%s", PQgetvalue(r, i, 7));
-        j->created = i64(r, i, 8);
-        j->started = PQgetisnull(r, i, 9) ? -1 : i64(r, i, 9);
-        j->ended = PQgetisnull(r, i, 10) ? -1 : i64(r, i, 10);
+        j->created = db_i64(r, i, 8);
+        j->started = PQgetisnull(r, i, 9) ? -1 : db_i64(r, i, 9);
+        j->ended = PQgetisnull(r, i, 10) ? -1 : db_i64(r, i, 10);
         if (j->seq >= s->next_seq)
             s->next_seq = j->seq + 1;
         hmap_put(&s->jobs, j->id, j);
@@ -1728,10 +1694,11 @@ int sched_load(struct market *m, PGconn *conn, char *err, size_t errlen)
     }
     PQclear(r);
     /* Placements: contracts take their GPUs, jobs and spot bids get theirs. */
-    r = q(conn,
-          "SELECT holder_id, pool_id, node, gpu_mask, host FROM placements ORDER BY holder_id, "
-          "node",
-          err, errlen);
+    r = db_rows(
+        conn,
+        "SELECT holder_id, pool_id, node, gpu_mask, host FROM placements ORDER BY holder_id, "
+        "node",
+        err, errlen);
     if (!r)
         return -1;
     for (int i = 0; i < PQntuples(r); i++) {
@@ -1740,8 +1707,8 @@ int sched_load(struct market *m, PGconn *conn, char *err, size_t errlen)
         if (!po || po->type != OBJ_POOL)
             continue;
         struct spool *sp = spool_of(s, (struct pool *)po);
-        int32_t node = (int32_t)i64(r, i, 2);
-        uint32_t mask = (uint32_t)i64(r, i, 3);
+        int32_t node = (int32_t)db_i64(r, i, 2);
+        uint32_t mask = (uint32_t)db_i64(r, i, 3);
         if (node < 0 || node >= (int32_t)sp->c.nnodes || (mask >> sp->c.nodes[node].ngpu) != 0)
             continue;
         if (!strncmp(holder, "ctr_", 4)) {
@@ -1791,12 +1758,12 @@ int sched_load(struct market *m, PGconn *conn, char *err, size_t errlen)
         if (ord->spot && !strcmp(ord->status, "running") && ord->running_pool)
             (void)sspot_of(s, ord, ord->running_pool);
     }
-    r = q(conn, "SELECT rng, last_hour FROM sched_state", err, errlen);
+    r = db_rows(conn, "SELECT rng, last_hour FROM sched_state", err, errlen);
     if (!r)
         return -1;
     if (PQntuples(r) == 1) {
-        s->rng = (uint64_t)i64(r, 0, 0);
-        s->last_hour = i64(r, 0, 1);
+        s->rng = (uint64_t)db_i64(r, 0, 0);
+        s->last_hour = db_i64(r, 0, 1);
     }
     PQclear(r);
     return 0;

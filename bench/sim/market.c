@@ -557,22 +557,13 @@ static int32_t give_hit(struct sim *s, struct pool *p, struct pieces *pl, int32_
     return lost;
 }
 
-static uint32_t node_free_mask(const struct cluster_node *n)
-{
-    uint32_t m = 0;
-    for (int g = 0; g < n->ngpu; g++)
-        if (cluster_gpu_usable(n, g) && n->gpu_free[g] == CLUSTER_GPU_MILLI)
-            m |= 1u << g;
-    return m;
-}
-
 static void recount(struct sim *s, struct pool *p)
 {
     if (!p->dirty)
         return;
     int32_t f = 0, sh = 0;
     for (uint32_t i = 0; i < p->c.nnodes; i++)
-        f += popc(node_free_mask(&p->c.nodes[i]));
+        f += popc(gang_free_mask(&p->c.nodes[i]));
     for (int i = 0; i < p->spot.n; i++)
         sh += pieces_gpus(&s->bids[p->spot.v[i]].pl);
     p->free_gpus = f;
@@ -591,17 +582,8 @@ static int32_t take_gpus(struct sim *s, struct pool *p, int32_t k, int rack, str
     if (rack >= 0) {
         uint32_t first = (uint32_t)rack * (uint32_t)sc.nodes_per_rack;
         uint32_t last = first + (uint32_t)sc.nodes_per_rack;
-        if (last > c->nnodes)
-            last = c->nnodes;
         while (got < k) {
-            int best = -1, bestn = 0;
-            for (uint32_t i = first; i < last; i++) {
-                int f = popc(node_free_mask(&c->nodes[i]));
-                if (f > bestn) {
-                    best = (int)i;
-                    bestn = f;
-                }
-            }
+            int bestn, best = gang_most_free_node(c, first, last, &bestn);
             if (best < 0)
                 break;
             uint32_t mask = gang_pick_gpus(&c->nodes[best], k - got < bestn ? k - got : bestn);
@@ -934,7 +916,7 @@ static void plan_contract(struct sim *s, int ix, int64_t rel)
     }
     /* the planned GPUs free now are the contract's from now; the rest wait for the start */
     for (uint32_t a = 0; a < nal; a++) {
-        uint32_t now_free = al[a].gpu_mask & node_free_mask(&cl->nodes[al[a].node]);
+        uint32_t now_free = al[a].gpu_mask & gang_free_mask(&cl->nodes[al[a].node]);
         if (now_free) {
             hold(s, p, &c->pl, (int32_t)al[a].node, now_free, 0);
             p->need_next -= popc(now_free);
@@ -976,7 +958,7 @@ static void start_contract(struct sim *s, int ix)
     /* the plan made at the notice point: GPUs of the contracts that just ended */
     for (int i = 0; i < c->plan.n; i++) {
         const struct cluster_node *n = &p->c.nodes[c->plan.v[i].node];
-        uint32_t m = c->plan.v[i].mask & node_free_mask(n);
+        uint32_t m = c->plan.v[i].mask & gang_free_mask(n);
         if (m)
             hold(s, p, &c->pl, c->plan.v[i].node, m, 0);
     }
