@@ -42,9 +42,13 @@ out=$(mktemp)
 "$bin" "$conn" "$secs" | tee "$out" | grep -v '^RESULT'
 status=${PIPESTATUS[0]}
 
+pgb_host=$(readlink -f "$CAPX_VAR/pg" 2>/dev/null || echo "$CAPX_VAR/pg")
+# The floor: bare INSERTs of the same rows, no ledger logic (bench/ledger/floor.sh says how).
+echo
+"$root/bench/ledger/floor.sh" "$pgb_host" "$port" "${LEDGER_FLOOR_SECONDS:-8}" | tee -a "$out" | grep -v '^FLOOR'
+
 # The anchor: pgbench TPC-B-like, scale 10, 8 clients, 2 threads, 20 s, same cluster.
 pg psql -q -c "CREATE DATABASE pgbench" >/dev/null
-pgb_host=$(readlink -f "$CAPX_VAR/pg" 2>/dev/null || echo "$CAPX_VAR/pg")
 pgbench -i -s 10 -q -h "$pgb_host" -p "$port" -U capx pgbench >/dev/null 2>&1
 pgb=$(pgbench -c 8 -j 2 -T 20 -h "$pgb_host" -p "$port" -U capx pgbench 2>/dev/null)
 tps=$(printf '%s\n' "$pgb" | awk '/^tps = / {print $3; exit}')
@@ -54,11 +58,15 @@ echo "pgbench TPC-B-like (-i -s 10; -c 8 -j 2 -T 20), same cluster: $tps tps"
 
 awk -v tps="$tps" '
 /^RESULT invariants/ { inv = $3; next }
+/^FLOOR / { fl[$2] = $3; next }
 /^RESULT / { n++; size[n] = $2; own[n] = $3; p99[n] = $4; app[n] = $5; app99[n] = $6 }
 END {
     printf "\n%-7s %14s %10s %14s %10s %12s\n", "batch", "own tx /s", "p99 ms", "appended /s", "p99 ms", "vs pgbench";
     for (i = 1; i <= n; i++)
         printf "%-7s %14d %10.2f %14d %10.2f %11.1fx\n", size[i], own[i], p99[i], app[i], app99[i], own[i] / tps;
+    for (i = 1; i <= n; i++)
+        if (size[i] == 1000 && fl["shape"] > 0)
+            printf "\nbatch 1000: ledger_submit %d/s; a bare INSERT of the same rows into ledger_transfers'"'"' shape %d/s (%.0f%% of it), with the id key alone %d/s, into a heap with no index %d/s\n", own[i], fl["shape"], 100 * own[i] / fl["shape"], fl["pk"], fl["heap"];
     tp = ""; pp = ""; r1000 = 0;
     for (i = 1; i <= n; i++) {
         tp = tp sprintf("%s\"%s\": %d", i > 1 ? ", " : "", size[i], own[i]);
