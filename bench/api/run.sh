@@ -146,11 +146,28 @@ statuses() {
         sed 's/.*status=//' | sort | uniq -c | awk '{printf "%s%s:%s", (NR > 1 ? " " : ""), $2, $1}'
 }
 loglines() { wc -l <"$log"; }
+# CPU ticks used so far: "machine capxd postgres" — the machine's busy time from /proc/stat
+# (user, nice, system, irq, softirq, steal: every process, the kernel, wrk), capxd's, and
+# PostgreSQL's (the postmaster and its children, read from /proc/PID/stat).
+pg_pid=$(head -1 "$(readlink -f "$CAPX_VAR/pg")/db/postmaster.pid")
+clk_tck=$(getconf CLK_TCK)
+cpu_snap() {
+    local machine capxd pg
+    machine=$(awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat)
+    capxd=$(sed 's/.*) //' "/proc/$capxd_pid/stat" | awk '{ print $12 + $13 }')
+    pg=$(for f in /proc/[0-9]*/stat; do sed 's/.*) //' "$f" 2>/dev/null; done |
+        awk -v pp="$pg_pid" '$2 == pp { t += $12 + $13 } END { print t + 0 }')
+    pg=$((pg + $(sed 's/.*) //' "/proc/$pg_pid/stat" | awk '{ print $12 + $13 }')))
+    echo "$machine $capxd $pg"
+}
 # One wrk run; prints and records "KIND ok/s p99 requests non2xx socket_errors".
 wrk_run() { # $1 kind, $2 target url, $3 script, $4 conns, $5 secs, $6 log path filter (capxd) or ""
     local kind=$1 out l0 line req non2xx errs secs_run ok rate p99 st=""
     l0=$(loglines)
+    local c0 c1 a b
+    c0=$(cpu_snap)
     out=$(wrk -t"$threads" -c"$4" -d"$5"s --timeout 5s --latency -s "$here/$3" "$2" 2>&1) || true
+    c1=$(cpu_snap)
     line=$(grep '^WRKRESULT' <<<"$out" || true)
     if [ -z "$line" ]; then
         echo "    $kind: wrk failed: $(tail -3 <<<"$out" | tr '\n' ' ')"
@@ -168,6 +185,13 @@ wrk_run() { # $1 kind, $2 target url, $3 script, $4 conns, $5 secs, $6 log path 
     printf '    %-7s %8s 2xx/s  p50 %8.2f ms  p99 %8.2f ms  requests %7s  non-2xx %s  socket errors %s%s\n' \
         "$kind" "$rate" "$(field "$line" p50_ms)" "$p99" "$req" "$non2xx" "$errs" "$st"
     echo "$kind $rate $p99 $req $non2xx $errs" >>"$results"
+    # CPU per answered request, µs: the whole machine, capxd, PostgreSQL.
+    read -r -a a <<<"$c0"
+    read -r -a b <<<"$c1"
+    if [ "$ok" -gt 0 ]; then
+        awk -v k="$kind" -v n="$ok" -v t="$clk_tck" -v m="$((b[0] - a[0]))" -v c="$((b[1] - a[1]))" \
+            -v p="$((b[2] - a[2]))" 'BEGIN { printf "cpu-%s %.1f %.1f %.1f\n", k, m * 1e6 / t / n, c * 1e6 / t / n, p * 1e6 / t / n }' >>"$results"
+    fi
 }
 
 # ---- 1. order placement ----
@@ -291,6 +315,12 @@ line("GET book /s", f"{book:,.0f}", f">= 0.70 x nginx = {0.7 * nginx:,.0f} /s", 
 line("nginx static same-size file /s", f"{nginx:,.0f}", "anchor (issue: ~57,000 /s measured here)", None)
 hz = med("healthz", 1)
 print(f"{'(diagnostic) capxd GET /healthz /s':<34} {hz:>12,.0f}  {'TLS + HTTP alone, same wrk settings':<40}")
+cm, cc, cp = med("cpu-orders", 1), med("cpu-orders", 2), med("cpu-orders", 3)
+hm = med("cpu-healthz", 1)
+ncpu = __import__("os").cpu_count()
+print(f"{'CPU per acknowledged order':<34} {cm:>9,.0f} us  {f'budget at 20,000 /s on {ncpu} cores: {ncpu * 1e6 / 20000:,.0f} us':<40}")
+print(f"{'  capxd / PostgreSQL / the rest':<34} {f'{cc:,.0f} / {cp:,.0f} / {cm - cc - cp:,.0f}':>12}  {'rest: wrk, kernel, anything else running':<40}")
+print(f"{'CPU per GET /healthz':<34} {hm:>9,.0f} us  {'TLS + HTTP alone (capxd + wrk + kernel)':<40}")
 books = [float(r[1]) for r in rows if r[0] == "book"]
 nginxes = [float(r[1]) for r in rows if r[0] == "nginx"]
 paired = statistics.median([b / n for b, n in zip(books, nginxes) if n]) if nginxes else 0.0
