@@ -37,6 +37,25 @@ struct turn {
     int used;
 };
 
+struct order_list {
+    struct order **v;
+    int n, cap;
+};
+
+static void order_list_add(struct order_list *l, struct order *o)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 8;
+        l->v = xrealloc(l->v, (size_t)l->cap * sizeof *l->v);
+    }
+    l->v[l->n++] = o;
+}
+
+struct spot_price {
+    uint64_t model, region;
+    int64_t price;
+};
+
 struct market {
     struct app *app;
     engine *eng;
@@ -61,6 +80,11 @@ struct market {
     int64_t live_spot;   /* spot bids pending, running or preempted */
     uint64_t version;    /* bumped by every change to the market: caches key on it */
     struct sched *sched; /* placements, jobs, failures (sched.c) */
+    /* Gathered while the engine's events are applied, acted on after them: spot bids that
+       must stop (their next hold cannot be funded), and each market's new spot price. */
+    struct order_list unfunded;
+    struct spot_price *prices;
+    int nprices, capprices;
 };
 
 /* ---- basics ---- */
@@ -1001,6 +1025,8 @@ void market_free(struct market *m)
     free_objs(m);
     engine_free(m->eng);
     free(m->events);
+    free(m->unfunded.v);
+    free(m->prices);
     event_free(m->flush_ev);
     event_free(m->retry_ev);
     free(m);
@@ -1144,6 +1170,8 @@ static void apply_event(struct market *m, const engine_event *ev, struct order *
     }
     case ENGINE_EV_SPOT_PREEMPTED: {
         struct order *o = order_of(m, ev->order);
+        if (!settle_spot_stop(m, o, m->now, 1))
+            order_list_add(&m->unfunded, o);
         o->status = "preempted";
         o->preempt_at = m->now + m->app->cfg.preempt_notice_s; /* the minute being run */
         o->updated = market_now(m);
@@ -1153,6 +1181,7 @@ static void apply_event(struct market *m, const engine_event *ev, struct order *
     }
     case ENGINE_EV_SPOT_BID_DONE: {
         struct order *o = order_of(m, ev->order);
+        (void)settle_spot_stop(m, o, m->now, 0);
         o->running_pool = NULL;
         order_done(m, o, "cancelled");
         market_money_void(m, o);
@@ -1160,6 +1189,15 @@ static void apply_event(struct market *m, const engine_event *ev, struct order *
         break;
     }
     case ENGINE_EV_SPOT_ROUND:
+        /* Bids that keep running pay the round's price from now on (docs/matching.md). */
+        if (ev->gpus > 0) {
+            if (m->nprices == m->capprices) {
+                m->capprices = m->capprices ? m->capprices * 2 : 8;
+                m->prices = xrealloc(m->prices, (size_t)m->capprices * sizeof *m->prices);
+            }
+            m->prices[m->nprices++] = (struct spot_price){ev->model, ev->region, ev->price};
+        }
+        break;
     default:
         break;
     }
@@ -1191,6 +1229,28 @@ void market_apply_events(struct market *m)
         o->touched = 0;
     }
     free(touched);
+    if (m->nprices) {
+        uint64_t cur = 0;
+        struct obj *x;
+        while ((x = market_next(m, OBJ_ORDER, &cur)) != NULL) {
+            struct order *b = (struct order *)x;
+            if (!b->spot || strcmp(b->status, "running") != 0)
+                continue;
+            for (int k = 0; k < m->nprices; k++)
+                if (m->prices[k].model == b->model && m->prices[k].region == b->region_num &&
+                    m->prices[k].price != b->spot_price) {
+                    b->spot_price = m->prices[k].price;
+                    market_dirty(m, &b->o);
+                }
+        }
+        m->nprices = 0;
+    }
+    /* (Stopping one runs the engine again, and this function with it.) */
+    while (m->unfunded.n) {
+        struct order *b = m->unfunded.v[--m->unfunded.n];
+        if (!strcmp(b->status, "pending") || !strcmp(b->status, "preempted"))
+            settle_spot_unfunded(m, b, m->now);
+    }
 }
 
 /* ---- time ---- */

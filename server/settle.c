@@ -481,16 +481,20 @@ static int live_bid(const struct order *b)
 }
 
 /* Pays `amount` of a bid's hour ending at t from its escrow to `to` (the pool's provider, or a
-   holder who lent GPUs: `lender` names that contract) less the fee, with its record. */
+   holder who lent GPUs: `lender` names that contract) less the fee, with its record. part: the
+   charge of a stretch that ended inside the hour (the bid was preempted or cancelled), named
+   apart from the hour's own charge by the number of the hold it came from. */
 static void spot_pay(struct market *m, struct order *b, struct account *to, int64_t amount,
-                     int64_t t, const char *lender)
+                     int64_t t, const char *lender, int64_t part)
 {
-    char rid[160], id[192];
+    char rid[160], id[192], seg[32] = "";
     int64_t fee = fee_of(m, amount);
+    if (part)
+        snprintf(seg, sizeof seg, ":p%" PRId64, part);
     if (lender)
-        snprintf(rid, sizeof rid, "%s:%" PRId64 ":%s", b->o.id, t / HOUR, lender);
+        snprintf(rid, sizeof rid, "%s:%" PRId64 "%s:%s", b->o.id, t / HOUR, seg, lender);
     else
-        snprintf(rid, sizeof rid, "%s:%" PRId64, b->o.id, t / HOUR);
+        snprintf(rid, sizeof rid, "%s:%" PRId64 "%s", b->o.id, t / HOUR, seg);
     snprintf(id, sizeof id, "spot:%s", rid);
     move(m, id, b->acct, ESCROW, to, CASH, amount - fee, "spot_delivery", b->o.id);
     earned(earnings_of(to->id), t - HOUR, 0, amount, fee);
@@ -510,51 +514,76 @@ static void spot_pay(struct market *m, struct order *b, struct account *to, int6
     pay_debts(m, to, id, t - HOUR, t);
 }
 
-/* Charges one bid's hour ending at t and renews its hold (or stops it). */
-static void spot_hour(struct market *m, struct order *b, int64_t t)
+/* Charges what a bid's meter holds in whole micro-dollars (the rest stays for later) from its
+   hold, for the hour ending at t, to whoever supplied the GPUs: the pool's unsold ones pay its
+   provider; GPUs an idle holder lent pay that holder. The charge is split by the GPUs each
+   supplies when it is charged (the last minute's placement: call this before the placement
+   goes), the provider taking the rounding. part: see spot_pay. */
+static void spot_charge(struct market *m, struct order *b, int64_t t, int64_t part)
 {
     int64_t charge = b->spot_acc / HOUR;
     struct pool *p = b->meter_pool ? b->meter_pool : b->running_pool;
-    if (charge > 0 && p && b->hold_id[0]) {
-        b->spot_acc -= charge * HOUR;
-        market_money_post(m, b, charge);
-        /* Who supplied the GPUs: the pool's unsold ones pay its provider; GPUs an idle holder
-           lent pay that holder. The hour's charge is split by the GPUs each supplies when it
-           is charged (the last minute's placement), the provider taking the rounding. */
-        struct contract *hosts[64];
-        int64_t hgpus[64];
-        int nh = !strcmp(b->status, "running") ? sched_spot_hosts(m, b, hosts, hgpus, 64) : 0;
-        int64_t rest = charge;
-        for (int k = 0; k < nh; k++) {
-            if (!hosts[k] || hgpus[k] <= 0 || b->gpus <= 0)
-                continue;
-            int64_t share;
-            CAPX_ASSERT(capx_mul_i64(charge, hgpus[k], &share) == 0);
-            share /= b->gpus;
-            if (share <= 0 || share > rest)
-                continue;
-            rest -= share;
-            spot_pay(m, b, hosts[k]->buyer, share, t, hosts[k]->o.id);
-        }
-        if (rest > 0)
-            spot_pay(m, b, p->acct, rest, t, NULL);
-        market_dirty(m, &b->o);
-    }
-    if (!live_bid(b) || b->hold_id[0])
+    if (charge <= 0 || !p || !b->hold_id[0])
         return;
+    b->spot_acc -= charge * HOUR;
+    market_money_post(m, b, charge);
+    struct contract *hosts[64];
+    int64_t hgpus[64];
+    int nh = b->running_pool == p ? sched_spot_hosts(m, b, hosts, hgpus, 64) : 0;
+    int64_t rest = charge;
+    for (int k = 0; k < nh; k++) {
+        if (!hosts[k] || hgpus[k] <= 0 || b->gpus <= 0)
+            continue;
+        int64_t share;
+        CAPX_ASSERT(capx_mul_i64(charge, hgpus[k], &share) == 0);
+        share /= b->gpus;
+        if (share <= 0 || share > rest)
+            continue;
+        rest -= share;
+        spot_pay(m, b, hosts[k]->buyer, share, t, hosts[k]->o.id, part);
+    }
+    if (rest > 0)
+        spot_pay(m, b, p->acct, rest, t, NULL, part);
+    market_dirty(m, &b->o);
+}
+
+/* A live bid without a hold takes a new one for an hour at its limit; 0 when it cannot fund
+   it (the caller then stops it: never on credit). */
+static int spot_rehold(struct market *m, struct order *b)
+{
+    if (!live_bid(b) || b->hold_id[0])
+        return 1;
     int64_t need;
     CAPX_ASSERT(capx_mul_i64(b->limit_price, b->gpus, &need) == 0);
-    if (need <= b->acct->available) {
-        market_money_hold(m, b, need);
-        return;
-    }
-    /* Cannot fund the next hour: stopped, never on credit. */
+    if (need > b->acct->available)
+        return 0;
+    market_money_hold(m, b, need);
+    return 1;
+}
+
+void settle_spot_unfunded(struct market *m, struct order *b, int64_t t)
+{
     if (engine_cancel_order(market_engine(m), t, b->o.num) == 0)
         market_apply_events(m);
     b->status = "stopped";
     b->running_pool = NULL;
     market_dirty(m, &b->o);
     log_info("msg=\"spot bid stopped: cannot fund the next hour\" order=%s", b->o.id);
+}
+
+int settle_spot_stop(struct market *m, struct order *b, int64_t now, int bids_on)
+{
+    spot_charge(m, b, (now + HOUR - 1) / HOUR * HOUR, b->hold_count);
+    b->meter_pool = NULL;
+    return bids_on ? spot_rehold(m, b) : 1;
+}
+
+/* Charges one bid's hour ending at t and renews its hold (or stops it). */
+static void spot_hour(struct market *m, struct order *b, int64_t t)
+{
+    spot_charge(m, b, t, 0);
+    if (!spot_rehold(m, b))
+        settle_spot_unfunded(m, b, t);
 }
 
 void settle_hour(struct market *m, int64_t t)

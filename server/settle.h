@@ -25,6 +25,13 @@
 
 /* Spot metering for the minute ending at t (bids running through it). */
 void settle_spot_minute(struct market *m, int64_t t);
+/* A spot bid stops running in its pool at now (preempted: bids_on; or done): what it ran since
+   its last charge is charged now, to that pool, while its placement is still known (the rule
+   floor(Σ price × gpus × seconds / 3,600) holds across the pieces: the remainder stays), and a
+   bid that bids on is given a new hold. 0 when it cannot fund that hold: the caller must then
+   stop it with settle_spot_unfunded, outside the engine's event handling. */
+int settle_spot_stop(struct market *m, struct order *b, int64_t now, int bids_on);
+void settle_spot_unfunded(struct market *m, struct order *b, int64_t t);
 /* Work due at the hour boundary t: spot charges for [t-1h, t), contracts ending at t. */
 void settle_hour(struct market *m, int64_t t);
 /* Settles every contract's whole hours up to t. */
