@@ -143,6 +143,20 @@ class Env:
         except ValueError:
             return r.status, hd, text.decode(errors="replace")
 
+    def api(self, method, path, body=None, key="admin"):
+        """One request; returns (status, parsed body)."""
+        st, _, b = self.req(method, path, body, key=key)
+        return st, b
+
+    def account(self, name, roles, deposit=0):
+        """A new account (and a deposit into it); returns (id, api key)."""
+        st, b = self.api("POST", "/v1/accounts", {"name": name, "roles": roles})
+        assert st == 201, b
+        if deposit:
+            st2, d = self.api("POST", f"/v1/accounts/{b['id']}/deposits", {"amount": deposit})
+            assert st2 == 201, d
+        return b["id"], b["api_key"]
+
     def tls_socket(self):
         s = socket.create_connection(("127.0.0.1", self.port), timeout=10)
         return self.ctx.wrap_socket(s, server_hostname="127.0.0.1")

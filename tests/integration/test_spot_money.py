@@ -21,17 +21,7 @@ e = Env("spotmoney", clock="sim:" + T0)
 try:
     e.up()
 
-    def api(method, path, body=None, key="admin"):
-        st, _, b = e.req(method, path, body, key=key)
-        return st, b
-
-    def account(name, roles, deposit=0):
-        st, b = api("POST", "/v1/accounts", {"name": name, "roles": roles})
-        assert st == 201, b
-        if deposit:
-            st2, d = api("POST", f"/v1/accounts/{b['id']}/deposits", {"amount": deposit})
-            assert st2 == 201, d
-        return b["id"], b["api_key"]
+    api, account = e.api, e.account
 
     def total(key):
         st, b = api("GET", "/v1/account", key=key)
