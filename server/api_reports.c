@@ -23,7 +23,9 @@ static const char providers_sql[] =
     "coalesce((SELECT sum(p.amount) FROM payouts p WHERE p.provider_id = a.id AND p.created_at >= "
     "to_timestamp($1) AND p.created_at < to_timestamp($2)), 0)::bigint "
     "FROM accounts a LEFT JOIN settlements s ON s.provider_id = a.id AND " WINDOW
-    " WHERE 'provider' = ANY (a.roles) GROUP BY a.id, a.name ORDER BY a.id";
+    /* providers, and buyers who earned by lending idle reserved GPUs to spot */
+    " WHERE 'provider' = ANY (a.roles) OR EXISTS (SELECT 1 FROM settlements l WHERE "
+    "l.provider_id = a.id) GROUP BY a.id, a.name ORDER BY a.id";
 
 static const char buyers_sql[] =
     "SELECT a.id, a.name, coalesce((SELECT sum(c.gpus * extract(epoch FROM c.end_at - "

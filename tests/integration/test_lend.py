@@ -69,6 +69,17 @@ try:
     check(chk["balanced"] and chk["violations"] == [], f"ledger check: {chk}")
     st, rep = api("GET", f"/v1/admin/reports/settlement?from={iso(0)}&to={iso(1000)}")
     check(st == 200 and rep["ledger_check"]["matches"], f"report ties to the ledger: {rep.get('ledger_check')}")
+    # The holder earned as a lender: it is among the report's earners, and the totals hold its
+    # spot gross and fee as the ledger lines do.
+    lender = [p for p in rep.get("providers", []) if p["provider_id"] == hid]
+    check(lender and lender[0]["gross"] >= charge and lender[0]["fees"] >= fee,
+          f"the lender is in the report with its spot earnings: {lender}")
+    check(rep["totals"]["gross"] == sum(p["gross"] for p in rep["providers"]) and
+          rep["totals"]["fees"] == sum(p["fees"] for p in rep["providers"]),
+          f"totals are the sum of every earner's: {rep['totals']}")
+    fees_line = [x for x in rep["ledger_check"]["lines"] if x["what"] == "fees"]
+    check(fees_line and fees_line[0]["report"] == rep["totals"]["fees"],
+          f"the totals' fees equal the ledger's fee line: {fees_line} {rep['totals']}")
 finally:
     e.close()
 done()
