@@ -374,12 +374,13 @@ static int order_body(struct app_req *r, struct order_req *q, int *spot)
         return -1;
     }
     int64_t now = now_of(r);
-    if (q->latest_start <= now) {
+    if (q->start <= now) {
         app_error(r, 422, "unprocessable", "start", "start must be in the future");
         return -1;
     }
-    if (q->start > now + MAX_AHEAD_S) {
-        app_error(r, 422, "unprocessable", "start", "start is more than 366 days ahead");
+    if (q->start > now + MAX_AHEAD_S || q->latest_start > now + MAX_AHEAD_S) {
+        const char *f = q->start > now + MAX_AHEAD_S ? "start" : "latest_start";
+        app_error(r, 422, "unprocessable", f, "%s is more than 366 days ahead", f);
         return -1;
     }
     return 0;
@@ -728,7 +729,13 @@ void h_book(struct app_req *r)
     if (market_of(r, &rname, &model, &region) < 0)
         return;
     int64_t from, to, first = (now_of(r) / HOUR + 1) * HOUR;
-    if (time_param(r, "start", first, &from) < 0 || time_param(r, "end", from + 24 * HOUR, &to) < 0)
+    if (time_param(r, "start", first, &from) < 0)
+        return;
+    if (from > first + MAX_AHEAD_S) { /* (nothing is sold that far ahead) */
+        app_error(r, 400, "invalid_request", "start", "start is more than 366 days ahead");
+        return;
+    }
+    if (time_param(r, "end", from + 24 * HOUR, &to) < 0)
         return;
     if (to <= from) {
         app_error(r, 400, "invalid_request", "end", "end must be after start");
@@ -787,11 +794,15 @@ void h_trades(struct app_req *r)
 {
     struct market *m = mk(r);
     char reg[40];
+    int64_t limit;
+    uint64_t cursor; /* a trade number: the page holds older ones */
     int f = api_query(r->http->hp->query, "region", reg, sizeof reg);
     if (f < 0) {
         app_error(r, 400, "invalid_request", "region", "malformed region");
         return;
     }
+    if (api_page(r, &limit, &cursor) < 0)
+        return;
     engine_trade *all = NULL;
     size_t n = 0, cap = 0;
     int known = 0;
@@ -824,8 +835,13 @@ void h_trades(struct app_req *r)
         qsort(all, n, sizeof *all, trade_newer);
     if (n > ENGINE_TRADES_KEPT)
         n = ENGINE_TRADES_KEPT;
+    /* Newest first; a page starts below the cursor's trade number. */
+    size_t from = 0, to;
+    while (cursor && from < n && all[from].seq >= cursor)
+        from++;
+    to = from + (size_t)limit < n ? from + (size_t)limit : n;
     json_t *data = json_array();
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = from; i < to; i++) {
         char id[32], st[CAPX_TIME_STRLEN], en[CAPX_TIME_STRLEN], at[CAPX_TIME_STRLEN];
         snprintf(id, sizeof id, "trd_%llu", (unsigned long long)all[i].seq);
         capx_time_format(all[i].start * HOUR, st);
@@ -836,6 +852,7 @@ void h_trades(struct app_req *r)
                                         (json_int_t)all[i].price, "gpus", (json_int_t)all[i].gpus,
                                         "start", st, "end", en, "executed_at", at));
     }
+    uint64_t next = to < n ? all[to - 1].seq : 0;
     free(all);
-    market_reply(m, r, 200, json_pack("{s:o}", "data", data));
+    market_reply(m, r, 200, api_list(data, next));
 }

@@ -50,17 +50,32 @@ int api_query(const char *query, const char *name, char *buf, size_t size)
     return 0;
 }
 
+/* A query value that is a decimal number, digits only (no sign, space or exponent), at most
+   INT64_MAX: 0 with the value, -1 otherwise. */
+static int query_uint(const char *s, int64_t *out)
+{
+    int64_t v = 0;
+    if (!*s)
+        return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || v > (INT64_MAX - (*s - '0')) / 10)
+            return -1;
+        v = v * 10 + (*s - '0');
+    }
+    *out = v;
+    return 0;
+}
+
 int api_page(struct app_req *r, int64_t *limit, uint64_t *cursor)
 {
     char b[32];
     const char *q = r->http->hp->query;
+    int64_t v;
     *limit = 100;
     *cursor = 0;
     int f = api_query(q, "limit", b, sizeof b);
     if (f != 0) {
-        char *end;
-        long long v = f > 0 ? strtoll(b, &end, 10) : 0;
-        if (f < 0 || *end || end == b || v < 1 || v > 500) {
+        if (f < 0 || query_uint(b, &v) < 0 || v < 1 || v > 500) {
             app_error(r, 400, "invalid_request", "limit", "limit must be an integer from 1 to 500");
             return -1;
         }
@@ -68,13 +83,11 @@ int api_page(struct app_req *r, int64_t *limit, uint64_t *cursor)
     }
     f = api_query(q, "cursor", b, sizeof b);
     if (f != 0) {
-        char *end;
-        unsigned long long v = f > 0 ? strtoull(b, &end, 10) : 0;
-        if (f < 0 || *end || end == b || b[0] == '-') {
+        if (f < 0 || query_uint(b, &v) < 0) {
             app_error(r, 400, "invalid_request", "cursor", "malformed cursor");
             return -1;
         }
-        *cursor = v;
+        *cursor = (uint64_t)v;
     }
     return 0;
 }

@@ -390,7 +390,8 @@ try:
 
     # ---- list parameters and pagination
     for q, field in (("limit=0", "limit"), ("limit=501", "limit"), ("limit=abc", "limit"),
-                     ("limit=-1", "limit"), ("cursor=not-a-cursor", "cursor")):
+                     ("limit=-1", "limit"), ("limit=%2B1", "limit"), ("cursor=not-a-cursor", "cursor"),
+                     ("cursor=%2B5", "cursor"), ("cursor=99999999999999999999999", "cursor")):
         refused(f"400 GET /v1/orders?{q}", 400, "invalid_request", "GET", f"/v1/orders?{q}", key="B",
                 field=field)
     mine = []
@@ -432,6 +433,17 @@ try:
             order_body(start="2026-12-31T23:00:00Z"), key="A")
     refused("422 order starts now (not in the future)", 422, "unprocessable", "POST", "/v1/orders",
             order_body(start=NOW), key="A")
+    refused("422 a start window that begins in the past", 422, "unprocessable", "POST", "/v1/orders",
+            order_body(start="2026-12-31T00:00:00Z", latest_start="2027-01-01T05:00:00Z"), key="A",
+            field="start")
+    refused("422 a start window that ends over 366 days ahead", 422, "unprocessable", "POST",
+            "/v1/orders", order_body(start=t(2), latest_start="2028-01-02T05:00:00Z"), key="A",
+            field="latest_start")
+    refused("400 a book window over 366 days ahead", 400, "invalid_request", "GET",
+            f"/v1/markets/{MODEL}/book?region={REGION}&start=9999-12-31T23:00:00Z", key="A",
+            field="start")
+    refused("400 a transfers cursor past int64", 400, "invalid_request", "GET",
+            "/v1/account/transfers?cursor=9223372036854775808", key="A", field="cursor")
     refused("422 offer starts in the past", 422, "unprocessable", "POST", "/v1/offers",
             dict(offer, start="2026-12-31T00:00:00Z", end=t(1, 5)), key="P")
     refused("422 offer more GPUs than the pool", 422, "unprocessable", "POST", "/v1/offers",

@@ -487,6 +487,22 @@ try:
         check(all(ID_RE["trd"].match(x.get("id", "")) and isinstance(x.get("executed_at"), str)
                   for x in tb["data"]), f"trade fields: {tb['data']}")
         check("acct_" not in json.dumps(tb), "trades carry no account ids")
+        # A list like the others: ?limit= and next_cursor page through the same trades.
+        paged, cursor = [], None
+        for _ in range(len(tb["data"]) + 1):
+            q = f"/v1/markets/{MODEL}/trades?limit=2" + (f"&cursor={cursor}" if cursor else "")
+            st, _, pg = api("GET", q, key=keys["C"])
+            check(st == 200 and len(pg.get("data", [])) <= 2 and "next_cursor" in pg, f"trades page: {st} {pg}")
+            paged += pg.get("data", [])
+            cursor = pg.get("next_cursor")
+            if not cursor:
+                break
+        check([x["id"] for x in paged] == [x["id"] for x in tb["data"]],
+              f"trades paged by 2 are the same trades in the same order: {paged} vs {tb['data']}")
+        for bad in ("limit=0", "limit=501", "limit=%2B1", "cursor=x", "cursor=9223372036854775808"):
+            st, _, eb = api("GET", f"/v1/markets/{MODEL}/trades?{bad}", key=keys["C"])
+            check(st == 400 and eb.get("error", {}).get("field") == bad.split("=")[0],
+                  f"trades?{bad}: {st} {eb}")
 
     # ---- 9. spot in eu-north: a reservation offer for 01:00-03:00 and a spot offer
     o5 = create_offer(api, keys["P2"], eu, 16, t(1, 1), t(1, 3), 2_000_000)
