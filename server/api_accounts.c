@@ -208,7 +208,8 @@ static void money(struct app_req *r, int deposit)
     if (!a)
         return;
     int64_t sum;
-    if (deposit && capx_add_i64(a->available, q.amount, &sum) < 0) {
+    if (deposit &&
+        (capx_add_i64(a->available, a->held, &sum) < 0 || capx_add_i64(sum, q.amount, &sum) < 0)) {
         app_error(r, 422, "unprocessable", "amount", "the balance would overflow");
         return;
     }

@@ -92,6 +92,10 @@ static struct earnings *earnings_of(const char *provider)
     return e;
 }
 
+/* A century of hours: one provider's earnings spanning more is a bug, not a market (the
+   simulated clock moves at most 366 days a call). */
+#define EARN_MAX_HOURS (24 * 366 * 100)
+
 /* The slot of an hour (Unix seconds of its start), growing the dense array as needed. */
 static struct slot *slot_of(struct earnings *e, int64_t hour)
 {
@@ -111,11 +115,13 @@ static struct slot *slot_of(struct earnings *e, int64_t hour)
         int64_t n = h - e->base + 1, cap = e->n;
         while (cap < n)
             cap *= 2;
+        if (cap > EARN_MAX_HOURS && n <= EARN_MAX_HOURS)
+            cap = EARN_MAX_HOURS; /* (doubling must not trip the bound below by itself) */
         e->s = xrealloc(e->s, (size_t)cap * sizeof *e->s);
         memset(e->s + e->n, 0, (size_t)(cap - e->n) * sizeof *e->s);
         e->n = cap;
     }
-    CAPX_ASSERT(e->n <= 24 * 366 * 20); /* twenty years of hours: a bug, not a market */
+    CAPX_ASSERT(e->n <= EARN_MAX_HOURS);
     return &e->s[h - e->base];
 }
 
@@ -386,9 +392,11 @@ static void settle_range(struct market *m, struct contract *c, int64_t until)
     move(m, id, c->buyer, ESCROW, c->buyer, CASH, refund, "refund", c->o.id);
     snprintf(id, sizeof id, "%s:%s", c->o.id, tag);
     pay_debts(m, c->provider, id, h1, h2);
-    int64_t credit = 0;
-    CAPX_ASSERT(capx_mul_i64(refund, market_app(m)->cfg.sla_credit_pct, &credit) == 0);
-    credit /= 100;
+    /* floor(refund × pct / 100) without the product: a contract's amount is up to ≈ 8.8e17
+       and pct up to 1,000, so refund × pct alone could pass INT64_MAX. */
+    int64_t pct = market_app(m)->cfg.sla_credit_pct, credit = 0, frac = (refund % 100) * pct / 100;
+    CAPX_ASSERT(capx_mul_i64(refund / 100, pct, &credit) == 0 &&
+                capx_add_i64(credit, frac, &credit) == 0);
     struct srow *row = srow_new();
     snprintf(row->id, sizeof row->id, "%s:%s", c->o.id, tag);
     row->kind = "reservation";
