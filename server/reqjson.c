@@ -56,7 +56,8 @@ int reqjson_parse(const char *body, size_t len, json_t **out, struct api_error *
                       REQJSON_MAX_DEPTH);
         return -1;
     }
-    json_t *v = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    /* \u0000 is valid JSON: it is parsed, and refused by the field it is in (has_nul). */
+    json_t *v = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
     if (!v) {
         api_error_set(err, 400, "invalid_json", NULL, "invalid JSON at line %d column %d: %s",
                       je.line, je.column, je.text);
@@ -94,10 +95,20 @@ static int charset_ok(const char *s, enum jf_charset cs)
     return 1;
 }
 
+/* A string value with a NUL in it (C would see only what comes before). */
+static int has_nul(json_t *v)
+{
+    return strlen(json_string_value(v)) != json_string_length(v);
+}
+
 static int check_str(json_t *v, const struct jfield *f, const char *name, struct api_error *err)
 {
     if (!json_is_string(v)) {
         api_error_set(err, 400, "invalid_request", name, "%s must be a string", name);
+        return -1;
+    }
+    if (has_nul(v)) {
+        api_error_set(err, 400, "invalid_request", name, "%s must not contain NUL", name);
         return -1;
     }
     size_t l = json_string_length(v);
@@ -168,7 +179,7 @@ int reqjson_decode(json_t *obj, const struct jfield *fields, size_t n, void *dst
         case JF_TIME:
         case JF_HOUR: {
             int64_t t;
-            if (!json_is_string(v) || capx_time_parse(json_string_value(v), &t) < 0) {
+            if (!json_is_string(v) || has_nul(v) || capx_time_parse(json_string_value(v), &t) < 0) {
                 api_error_set(err, 400, "invalid_request", key,
                               "%s must be an RFC 3339 UTC time like 2027-01-04T00:00:00Z", key);
                 return -1;

@@ -382,6 +382,11 @@ try:
                 f"/v1/accounts/{ids['A']}/deposits", body, key="admin", field=field)
     refused("400 account: unknown role", 400, "invalid_request", "POST", "/v1/accounts",
             {"name": "x", "roles": ["king"]}, key="admin", field="roles")
+    # \u0000 is valid JSON, so not invalid_json: the field that holds it is refused.
+    refused("400 account: a role with NUL in it", 400, "invalid_request", "POST", "/v1/accounts",
+            {"name": "x", "roles": ["buyer\u0000x"]}, key="admin", field="roles")
+    refused("400 order: a start with NUL in it", 400, "invalid_request", "POST", "/v1/orders",
+            order_body(start=t(2) + "\u0000junk"), key="A", field="start")
     refused("400 clock: advance 0", 400, "invalid_request", "POST", "/v1/admin/clock",
             {"advance_seconds": 0}, key="admin", field="advance_seconds")
     refused("400 before 402: a bad field on an unaffordable order", 400, "invalid_request", "POST",
