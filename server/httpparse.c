@@ -215,6 +215,17 @@ static int cb_headers_complete(http_parser *p)
         hp_fail(r, 400, "invalid_request", "more than one Content-Length header");
         return -1;
     }
+    /* Headers capx reads once: two would leave which one counts to whoever reads them. */
+    static const char *const once[] = {"authorization", "idempotency-key", "content-type"};
+    for (size_t k = 0; k < sizeof once / sizeof *once; k++) {
+        int n = 0;
+        for (int i = 0; i < r->nheaders; i++)
+            n += !strcmp(r->headers[i].name, once[k]);
+        if (n > 1) {
+            hp_fail(r, 400, "invalid_request", "a header that may appear once appears twice");
+            return -1;
+        }
+    }
     if (r->ncontent_length && r->ntransfer_encoding) {
         hp_fail(r, 400, "invalid_request", "both Content-Length and Transfer-Encoding");
         return -1;

@@ -92,6 +92,10 @@ int main(void)
     EXPECT("http/1.0 without host", "GET / HTTP/1.0\r\n\r\n", 0);
     EXPECT("NUL in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n", 400);
     EXPECT("NUL in name", "GET / HTTP/1.1\r\nHost: a\r\nX\0: ab\r\n\r\n", 400);
+    EXPECT("two Authorization",
+           "GET / HTTP/1.1\r\nHost: a\r\nAuthorization: a\r\nauthorization: b\r\n\r\n", 400);
+    EXPECT("two Idempotency-Key",
+           "GET / HTTP/1.1\r\nHost: a\r\nIdempotency-Key: a\r\nIdempotency-Key: a\r\n\r\n", 400);
     EXPECT("CR in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n", 400);
     EXPECT("negative CL", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", 400);
     EXPECT("huge CL",
