@@ -316,6 +316,27 @@ static int authenticate(struct app *a, struct app_req *r, struct api_error *err)
     return 0;
 }
 
+/* The parameters after application/json: none, or charset=utf-8 (JSON is UTF-8, RFC 8259). */
+static int json_params_ok(const char *p)
+{
+    p += strspn(p, " \t");
+    if (!*p)
+        return 1;
+    if (*p++ != ';')
+        return 0;
+    p += strspn(p, " \t");
+    const char *v = !strncasecmp(p, "charset=", 8) ? p + 8 : NULL;
+    if (!v)
+        return 0;
+    if (!strncasecmp(v, "utf-8", 5))
+        v += 5;
+    else if (!strncasecmp(v, "\"utf-8\"", 7))
+        v += 7;
+    else
+        return 0;
+    return v[strspn(v, " \t")] == '\0';
+}
+
 static int precheck(struct app *a, struct app_req *r, struct api_error *err)
 {
     struct hp_request *hp = r->http->hp;
@@ -364,7 +385,8 @@ static int precheck(struct app *a, struct app_req *r, struct api_error *err)
     if (has_body) {
         const char *ct = hp_header(hp, "content-type");
         size_t tl = ct ? strcspn(ct, "; \t") : 0;
-        if (!ct || tl != 16 || strncasecmp(ct, "application/json", 16) != 0) {
+        if (!ct || tl != 16 || strncasecmp(ct, "application/json", 16) != 0 ||
+            !json_params_ok(ct + 16)) {
             api_error_set(err, 415, "unsupported_media_type", NULL,
                           "request bodies must be application/json");
             return -1;

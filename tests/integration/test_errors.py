@@ -285,6 +285,13 @@ try:
             raw=json.dumps(order_body()).encode(), headers={"Content-Type": "text/plain"}, no_field=True)
     refused("415 no content type", 415, "unsupported_media_type", "POST", "/v1/orders",
             raw=json.dumps(order_body()).encode(), no_field=True)
+    for ct in ("application/json; charset=utf-16", "application/json; boundary=x",
+               "application/json;", "application/jsonx"):
+        refused(f"415 {ct}", 415, "unsupported_media_type", "POST", "/v1/orders",
+                raw=json.dumps(order_body()).encode(), headers={"Content-Type": ct}, no_field=True)
+    for ct in ("application/json; charset=utf-8", "Application/JSON;charset=\"UTF-8\""):
+        st, _, ok = api("POST", "/v1/quotes", order_body(), key=keys["A"], headers={"Content-Type": ct})
+        check(st == 200, f"{ct} is JSON in UTF-8: {st} {ok}")
 
     # ---- 400 invalid_json
     J = {"Content-Type": "application/json"}
