@@ -19,6 +19,7 @@
 
 #define HOUR        3600
 #define MAX_AHEAD_S (366LL * 24 * HOUR)
+#define TIME_MAX_S  253402300799LL /* 9999-12-31T23:59:59Z: the last instant RFC 3339 writes */
 
 static struct market *mk(struct app_req *r)
 {
@@ -731,8 +732,8 @@ void h_book(struct app_req *r)
     int64_t from, to, first = (now_of(r) / HOUR + 1) * HOUR;
     if (time_param(r, "start", first, &from) < 0)
         return;
-    if (from > first + MAX_AHEAD_S) { /* (nothing is sold that far ahead) */
-        app_error(r, 400, "invalid_request", "start", "start is more than 366 days ahead");
+    if (from > TIME_MAX_S - 24 * HOUR) { /* its default end could not be written */
+        app_error(r, 400, "invalid_request", "start", "start is too far ahead");
         return;
     }
     if (time_param(r, "end", from + 24 * HOUR, &to) < 0)

@@ -451,7 +451,7 @@ try:
     refused("422 a start window that ends over 366 days ahead", 422, "unprocessable", "POST",
             "/v1/orders", order_body(start=t(2), latest_start="2028-01-02T05:00:00Z"), key="A",
             field="latest_start")
-    refused("400 a book window over 366 days ahead", 400, "invalid_request", "GET",
+    refused("400 a book window whose default end is past year 9999", 400, "invalid_request", "GET",
             f"/v1/markets/{MODEL}/book?region={REGION}&start=9999-12-31T23:00:00Z", key="A",
             field="start")
     refused("400 a transfers cursor past int64", 400, "invalid_request", "GET",
