@@ -1092,6 +1092,21 @@ void engine_restore_counters(engine *e, uint64_t next_seq, uint64_t next_trade, 
     }
 }
 
+void engine_restore_market_data(engine *e, uint64_t model_id, uint64_t region,
+                                const engine_trade *trades, size_t n, int64_t spot_price)
+{
+    market *m = MARKET(e, engine_market_get(e, model_id, region, true));
+    for (size_t i = 0; i < n; i++) {
+        m->trades[m->trade_head] = trades[i];
+        m->trade_head = (m->trade_head + 1) % ENGINE_TRADES_KEPT;
+        if (m->ntrades < ENGINE_TRADES_KEPT)
+            m->ntrades++;
+        m->last_price = trades[i].price;
+    }
+    if (spot_price > 0)
+        m->spot_price = spot_price;
+}
+
 /* ---------------------------------------------------------------- market data */
 
 static bool order_touches(const order *o, int64_t cur, int64_t from, int64_t to)

@@ -245,6 +245,11 @@ MUSTCHECK int engine_restore_spot_bid(engine *e, const engine_spot_bid_spec *s, 
 /* Counters after a rebuild: the next sequence and trade numbers (the stored maximum + 1), and
  * the clock. */
 void engine_restore_counters(engine *e, uint64_t next_seq, uint64_t next_trade, int64_t now);
+/* A market's data after a rebuild: its last trades, oldest first (the last ENGINE_TRADES_KEPT
+ * count; the last one sets last_price), and the clearing price of its last spot round with
+ * winners (0: none known). */
+void engine_restore_market_data(engine *e, uint64_t model, uint64_t region,
+                                const engine_trade *trades, size_t n, int64_t spot_price);
 
 /* ---- market data (reads only) ---- */
 MUSTCHECK int engine_top_of(const engine *e, uint64_t model, uint64_t region, int64_t from,

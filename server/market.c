@@ -892,7 +892,7 @@ static void flush(struct market *m)
         t->job = db_job_new(NULL, NULL);
     struct db_job *job = t->job;
     /* Objects in dependency order: pools, offers, orders, contracts. */
-    for (int type = OBJ_POOL; type <= OBJ_CONTRACT; type++)
+    for (int type = OBJ_POOL; type <= OBJ_CONTRACT; type++) {
         for (int i = 0; i < t->ndirty; i++) {
             struct obj *o = t->dirty[i];
             if (o->type != type)
@@ -912,7 +912,10 @@ static void flush(struct market *m)
                 break;
             }
         }
-    rows_flush(job);
+        /* Each kind's rows go out before the next kind's are gathered: a statement per kind
+           in this order, whatever order the rowsets were first used in. */
+        rows_flush(job);
+    }
     for (int i = 0; i < t->ndirty; i++)
         t->dirty[i]->dirty = 0;
     if (t->ledger && ledger_batch_count(t->ledger) > 0) {
@@ -1559,6 +1562,8 @@ static int load_accounts(struct market *m, PGconn *c, char *err, size_t errlen)
     return 0;
 }
 
+static void restore_market_data(struct market *m);
+
 static int load_market(struct market *m, PGconn *c, char *err, size_t errlen)
 {
     uint64_t max_seq = 0, max_trade = 0;
@@ -1776,7 +1781,71 @@ static int load_market(struct market *m, PGconn *c, char *err, size_t errlen)
         }
     }
     engine_restore_counters(m->eng, max_seq + 1, max_trade + 1, market_now(m));
+    restore_market_data(m);
     return sched_load(m, c, err, errlen); /* placements, jobs, failures, losses */
+}
+
+struct trade_row {
+    uint64_t model, region;
+    engine_trade t;
+};
+
+static int trade_older(const void *a, const void *b)
+{
+    const struct trade_row *x = a, *y = b;
+    return x->t.seq < y->t.seq ? -1 : x->t.seq > y->t.seq;
+}
+
+/* The engine keeps each market's last trades, last price and spot price in memory only: they
+   come back from the contracts (one per trade) and from the spot price most recently paid. */
+static void restore_market_data(struct market *m)
+{
+    struct trade_row *rows = NULL;
+    size_t n = 0, cap = 0;
+    uint64_t cur = 0;
+    struct obj *o;
+    while ((o = market_next(m, OBJ_CONTRACT, &cur)) != NULL) {
+        const struct contract *c = (const struct contract *)o;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            rows = xrealloc(rows, cap * sizeof *rows);
+        }
+        rows[n++] = (struct trade_row){
+            c->pool->model,
+            c->pool->region_num,
+            {c->trade_seq, c->price, c->gpus, c->start / HOUR, c->end / HOUR, c->o.created}};
+    }
+    if (n)
+        qsort(rows, n, sizeof *rows, trade_older);
+    for (size_t i = 0; i < n; i++) /* (the engine keeps the newest of each market) */
+        engine_restore_market_data(m->eng, rows[i].model, rows[i].region, &rows[i].t, 1, 0);
+    free(rows);
+    /* Per market, the price of the spot bid updated last (orders in num order: a later one
+       wins a tie). */
+    struct order **last = NULL;
+    size_t nl = 0, capl = 0;
+    cur = 0;
+    while ((o = market_next(m, OBJ_ORDER, &cur)) != NULL) {
+        struct order *b = (struct order *)o;
+        if (!b->spot || b->spot_price <= 0)
+            continue;
+        size_t k = 0;
+        while (k < nl && (last[k]->model != b->model || last[k]->region_num != b->region_num))
+            k++;
+        if (k == nl) {
+            if (nl == capl) {
+                capl = capl ? capl * 2 : 8;
+                last = xrealloc(last, capl * sizeof *last);
+            }
+            last[nl++] = b;
+        } else if (b->updated >= last[k]->updated) {
+            last[k] = b;
+        }
+    }
+    for (size_t k = 0; k < nl; k++)
+        engine_restore_market_data(m->eng, last[k]->model, last[k]->region_num, NULL, 0,
+                                   last[k]->spot_price);
+    free(last);
 }
 
 int market_load(struct market *m, const char *conninfo, char *err, size_t errlen)
