@@ -41,6 +41,13 @@ def done():
     sys.exit(1 if failures else 0)
 
 
+def iso_hours(h):
+    """h hours after 2027-01-01T00:00:00Z (the tests' simulated start) as RFC 3339."""
+    import datetime
+    t = datetime.datetime(2027, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(hours=h)
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def need_env():
     if not os.environ.get("CAPX_TEST_DATABASE"):
         print("CAPX_TEST_DATABASE is not set: run the tests through tests/run.sh", file=sys.stderr)

@@ -3,18 +3,14 @@ whatever kinds the restarted process wrote first: here its first writes are cont
 of a contract from before the restart settle) and orders (a spot bid's metering), and then a new offer fills a
 resting order in one turn (offer, order and contract rows together). Also: the market's trade
 tape, last price and spot price read back after the restart as before it."""
-import datetime
-
-from capxtest import Env, check, done, need_env
+from capxtest import Env, check, done, iso_hours, need_env
 
 need_env()
 
 T0 = "2027-01-01T00:00:00Z"
 
 
-def iso(h):
-    t = datetime.datetime(2027, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(hours=h)
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+iso = iso_hours
 
 
 e = Env("restart", clock="sim:" + T0)

@@ -6,7 +6,7 @@ stopped; a restart in the middle resumes where settlement stopped."""
 import os
 import signal
 
-from capxtest import Env, check, done, need_env
+from capxtest import Env, check, done, iso_hours, need_env
 
 need_env()
 
@@ -14,11 +14,7 @@ H = 3600
 T0 = "2027-01-01T00:00:00Z"
 
 
-def iso(h):
-    """Hours after T0 as RFC 3339."""
-    import datetime
-    t = datetime.datetime(2027, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(hours=h)
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+iso = iso_hours
 
 
 e = Env("settle", clock="sim:" + T0)
