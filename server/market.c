@@ -865,8 +865,7 @@ static void fail_turn(struct market *m, struct turn *t, const char *why)
         app_error(t->replies[i].r, 503, "unavailable", NULL, "%s; nothing was done, retry later",
                   why);
     }
-    t->nreplies = 0;
-    turn_free(t);
+    turn_free(t); /* (the answers that were not sent too) */
     UNUSED(m);
 }
 

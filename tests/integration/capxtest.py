@@ -187,6 +187,15 @@ class Env:
 
     def close(self):
         self.down()
+        # capxd runs with AddressSanitizer, LeakSanitizer and UBSan in the tests: whatever they
+        # reported while it ran or as it exited (leaks) fails the test.
+        try:
+            with open(os.path.join(self.var, "capxd.out"), errors="replace") as f:
+                out = f.read()
+        except OSError:
+            out = ""
+        if "Sanitizer" in out or "runtime error:" in out:
+            check(False, f"{self.name}: a sanitizer reported on capxd:\n{out[-3000:]}")
         if not self.own_pg:
             try:
                 psql(os.environ["CAPX_TEST_DATABASE"], f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
