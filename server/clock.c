@@ -13,6 +13,7 @@ int clock_init(struct capx_clock *c, const char *spec, char *err, size_t errlen)
         return 0;
     if (!strncmp(spec, "sim:", 4) && capx_time_parse(spec + 4, &c->sim_now) == 0) {
         c->simulated = 1;
+        c->sim_start = c->sim_now;
         return 0;
     }
     snprintf(err, errlen, "clock must be \"real\" or \"sim:YYYY-MM-DDTHH:MM:SSZ\", got \"%s\"",

@@ -14,8 +14,9 @@
 #include "common/capx.h"
 
 struct capx_clock {
-    int simulated;   /* 0 real, 1 simulated */
-    int64_t sim_now; /* simulated: seconds since the epoch */
+    int simulated;     /* 0 real, 1 simulated */
+    int64_t sim_now;   /* simulated: seconds since the epoch */
+    int64_t sim_start; /* simulated: where it started (the configured instant) */
 };
 
 /* spec: "real" or "sim:<RFC 3339 instant>". 0 ok, -1 with err. */

@@ -1345,10 +1345,12 @@ void market_advance(struct market *m, int64_t target)
         minute += 60;
     }
     m->now = target;
-    if (worked) {
+    if (worked)
         settle_flush(m, target);
-        turn(m)->sim_now = target; /* how far the clock's work is done, saved with it */
-    }
+    /* How far the clock's work is done, saved with it; a simulated clock's every advance (it
+       moves only by them) so that a rebuild finds it where the last committed one left it. */
+    if (worked || m->app->clock.simulated)
+        turn(m)->sim_now = target;
 }
 
 /* ---- JSON ---- */
@@ -1876,8 +1878,11 @@ int market_load(struct market *m, const char *conninfo, char *err, size_t errlen
     if (PQntuples(r) == 1)
         processed = db_i64(r, 0, 0);
     PQclear(r);
-    if (m->app->clock.simulated && processed > m->app->clock.sim_now)
-        m->app->clock.sim_now = processed;
+    /* A simulated clock is where its last committed advance left it (or where it started):
+       an advance whose turn did not commit (it was answered 503) moved nothing. */
+    if (m->app->clock.simulated)
+        m->app->clock.sim_now =
+            processed > m->app->clock.sim_start ? processed : m->app->clock.sim_start;
     if (load_accounts(m, c, err, errlen) < 0 || load_market(m, c, err, errlen) < 0 ||
         settle_load(m, c, err, errlen) < 0)
         goto done;

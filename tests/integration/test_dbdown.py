@@ -67,7 +67,13 @@ try:
     st, _, _ = e.req("GET", "/readyz", key=None)
     check(st == 200, "ready with the database up")
     pg = [os.path.join(ROOT, "deploy", "pg.sh")]
+    st, _, clk = e.req("GET", "/v1/clock")
+    clock_before = clk["now"]
     subprocess.run(pg + ["stop"], env=e.env, capture_output=True, check=True)
+    # A clock advance answered 503 moved nothing: not now, not after the database is back (a
+    # retry would otherwise advance it twice).
+    st, _, body = e.req("POST", "/v1/admin/clock", {"advance_seconds": 3600})
+    check(st == 503 and is_error_body(body, "unavailable"), f"clock advance while the database is down: {st} {body}")
     for i in range(3):
         st, _, body = order(buyers[i % 2][1], 1, 20 + i, 1_000_000)
         check(st == 503 and is_error_body(body, "unavailable"),
@@ -89,6 +95,8 @@ try:
             break
         time.sleep(0.1)
     check(ok, "ready again after the database returns, without a restart")
+    st, _, clk = e.req("GET", "/v1/clock")
+    check(clk.get("now") == clock_before, f"the refused advance moved nothing: {clk} (was {clock_before})")
     # The orders refused while it was down are nowhere; the lists are exactly what was acknowledged.
     for i in range(4):
         b, k = buyers[i % 2]
