@@ -23,6 +23,7 @@ struct pending_reply {
     struct app_req *r;
     int status;
     char *body;
+    char *kept; /* what is saved for replays when it differs from body (no secret), or NULL */
 };
 
 /* One turn: everything to commit together. */
@@ -315,8 +316,10 @@ static void turn_free(struct turn *t)
         db_job_free(t->job);
     if (t->ledger)
         ledger_batch_free(t->ledger);
-    for (int i = 0; i < t->nreplies; i++)
+    for (int i = 0; i < t->nreplies; i++) {
         free(t->replies[i].body);
+        free(t->replies[i].kept);
+    }
     free(t->replies);
     free(t->dirty);
     free(t);
@@ -383,7 +386,14 @@ void market_reply(struct market *m, struct app_req *r, int status, json_t *body)
         return;
     }
     struct turn *t = turn(m);
-    char *s = body ? json_dumps(body, JSON_COMPACT) : xstrdup("");
+    char *s = body ? json_dumps(body, JSON_COMPACT) : xstrdup(""), *kept = NULL;
+    /* An answer that shows a secret once (a new API key) is saved for replays without it: the
+       database keeps only the key's hash, and so does the replay. */
+    if (s && body && json_object_get(body, "api_key")) {
+        json_object_set_new(body, "api_key", json_null());
+        if (!(kept = json_dumps(body, JSON_COMPACT)))
+            capx_fatal("json_dumps failed");
+    }
     json_decref(body);
     if (!s)
         capx_fatal("json_dumps failed");
@@ -393,7 +403,7 @@ void market_reply(struct market *m, struct app_req *r, int status, json_t *body)
         for (int i = 0; i < 32; i++)
             snprintf(hex + 2 * i, 3, "%02x", r->idem_hash[i]);
         snprintf(st, sizeof st, "%d", status);
-        const char *v[] = {acct, nl ? nl + 1 : "", hex, st, s};
+        const char *v[] = {acct, nl ? nl + 1 : "", hex, st, kept ? kept : s};
         rows_add(NULL, "tttit",
                  "INSERT INTO idempotency_keys (account_id, key, request_hash, status, body) "
                  "VALUES ($1, $2, decode($3, 'hex'), $4, $5) ON CONFLICT (account_id, key) DO "
@@ -405,7 +415,7 @@ void market_reply(struct market *m, struct app_req *r, int status, json_t *body)
         t->capreplies = t->capreplies ? t->capreplies * 2 : 16;
         t->replies = xrealloc(t->replies, (size_t)t->capreplies * sizeof *t->replies);
     }
-    t->replies[t->nreplies++] = (struct pending_reply){r, status, s};
+    t->replies[t->nreplies++] = (struct pending_reply){r, status, s, kept};
 }
 
 /* ---- money ---- */
@@ -881,7 +891,7 @@ static void flush(struct market *m)
         /* Only reads: nothing to commit, and nothing uncommitted is in memory any more. */
         for (int i = 0; i < t->nreplies; i++) {
             struct pending_reply *p = &t->replies[i];
-            app_idem_finish(p->r, p->status, p->body);
+            app_idem_finish(p->r, p->status, p->kept ? p->kept : p->body);
             http_reply(p->r->http, p->status, "application/json", p->body, strlen(p->body), NULL);
         }
         turn_free(t);
@@ -974,7 +984,7 @@ static void turn_done(struct db_job *job, void *arg)
     }
     for (int i = 0; i < t->nreplies; i++) {
         struct pending_reply *p = &t->replies[i];
-        app_idem_finish(p->r, p->status, p->body);
+        app_idem_finish(p->r, p->status, p->kept ? p->kept : p->body);
         http_reply(p->r->http, p->status, "application/json", p->body, strlen(p->body), NULL);
     }
     turn_free(t);

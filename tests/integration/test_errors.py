@@ -34,7 +34,7 @@ import time
 import traceback
 import uuid
 
-from capxtest import Env, check, done, need_env
+from capxtest import Env, check, done, need_env, psql
 
 need_env()
 
@@ -533,6 +533,19 @@ try:
           f"replay: same status, byte-identical body, Idempotent-Replayed: true: {s2} {h2} {r2[:200]}")
     check(snap() == mid, "a replay does nothing")
     check(len(mid["B.orders"]) == len(before["B.orders"]) + 1, "one order, not two")
+    # An answer that shows a secret once (a new account's API key) replays without it, and the
+    # database never holds it: only the key's hash is kept.
+    ka = "acct-" + uuid.uuid4().hex
+    s1, h1, a1 = raw_req(e, "POST", "/v1/accounts", {"name": "once", "roles": ["buyer"]}, e.key, idem(ka))
+    s2, h2, a2 = raw_req(e, "POST", "/v1/accounts", {"name": "once", "roles": ["buyer"]}, e.key, idem(ka))
+    j1, j2 = json.loads(a1), json.loads(a2)
+    check(s1 == 201 and isinstance(j1.get("api_key"), str) and j1["api_key"].startswith("capx_"),
+          f"a new account shows its key: {s1} {a1[:200]}")
+    check(s2 == 201 and j2.get("id") == j1.get("id") and j2.get("api_key") is None and
+          h2.get("idempotent-replayed", "").lower() == "true",
+          f"its replay is the same account without the key: {s2} {a2[:200]}")
+    saved = psql(e.conninfo, f"SELECT body FROM idempotency_keys WHERE key = '{ka}'")
+    check(saved and j1["api_key"] not in saved, f"the saved answer holds no key: {saved[:200]}")
     bb, mb = before["B.account"][1]["balance"], mid["B.account"][1]["balance"]
     check(mb["held"] - bb["held"] == 1_500_000 * 2 * 3 and
           bb["available"] - mb["available"] == 1_500_000 * 2 * 3, f"held once: {bb} -> {mb}")
