@@ -597,6 +597,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "capx-admin: %s\n", err);
         goto out;
     }
+    const char *cfile = help ? NULL : cli_config_arg(argc, argv);
+    if (cfile && cli_config_private("capx-admin", cfile, 1) < 0)
+        goto out;
     int lr = cfg_load(admin_cfg, ARRAY_LEN(admin_cfg), argc, argv, &nrest, stdout, usage, err,
                       sizeof err);
     if (lr == 1) {
@@ -617,7 +620,7 @@ int main(int argc, char **argv)
     if (cmd->on == DB) {
         PGconn *c = connect_db();
         if (!c) {
-            rc = 1;
+            rc = CLI_UNREACHABLE;
             goto out;
         }
         rc = cmd->db(c);

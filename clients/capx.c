@@ -746,16 +746,8 @@ static int is_switch_flag(const char *a)
  */
 static int check_config_file(int argc, char **argv)
 {
-    const char *path = NULL;
+    const char *path = cli_config_arg(argc, argv);
     char def[4096];
-    for (int i = 1; i < argc; i++) {
-        if (!strncmp(argv[i], "--config=", 9))
-            path = argv[i] + 9;
-        else if (!strcmp(argv[i], "--config") && i + 1 < argc)
-            path = argv[i + 1];
-    }
-    if (!path && getenv("CAPX_CONFIG") && *getenv("CAPX_CONFIG"))
-        path = getenv("CAPX_CONFIG");
     if (!path) {
         const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
         if (xdg && *xdg)
@@ -770,17 +762,7 @@ static int check_config_file(int argc, char **argv)
         path = def;
         setenv("CAPX_CONFIG", def, 1);
     }
-    struct stat st;
-    if (stat(path, &st) < 0)
-        return 0; /* cfg_load names the missing file */
-    if (st.st_mode & 077) {
-        fprintf(stderr,
-                "capx: config file %s has mode %04o: it holds an API key, so only its owner may "
-                "read it (chmod 600 %s)\n",
-                path, (unsigned)(st.st_mode & 07777), path);
-        return -1;
-    }
-    return 0;
+    return cli_config_private("capx", path, 0);
 }
 
 int main(int argc, char **argv)

@@ -4,6 +4,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -468,6 +469,50 @@ void cli_print_list(const struct cli *c, json_t *list, const struct cli_col *col
         table_print_text(t, stdout);
     table_free(t);
     const char *nc = json_string_value(json_object_get(list, "next_cursor"));
-    if (c->format == CLI_TABLE && nc && *nc)
+    if (c->format != CLI_JSON && nc && *nc) /* (JSON carries next_cursor itself) */
         fprintf(stderr, "%s: more results: add --cursor %s (or --all)\n", c->prog, nc);
+}
+
+const char *cli_config_arg(int argc, char **argv)
+{
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strncmp(argv[i], "--config=", 9))
+            path = argv[i] + 9;
+        else if (!strcmp(argv[i], "--config") && i + 1 < argc)
+            path = argv[i + 1];
+    }
+    if (!path && getenv("CAPX_CONFIG") && *getenv("CAPX_CONFIG"))
+        path = getenv("CAPX_CONFIG");
+    return path;
+}
+
+/* Whether a config file sets api_key (a line "api_key = …" or "api_key=…"). */
+static int sets_api_key(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    int found = 0;
+    if (!f)
+        return 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        const char *p = line + strspn(line, " \t");
+        found = !strncmp(p, "api_key", 7) && (p[7] == '=' || p[7] == ' ' || p[7] == '\t');
+    }
+    fclose(f);
+    return found;
+}
+
+int cli_config_private(const char *prog, const char *path, int only_with_key)
+{
+    struct stat st;
+    if (stat(path, &st) < 0 || !(st.st_mode & 077))
+        return 0; /* (a missing file is named by the loader) */
+    if (only_with_key && !sets_api_key(path))
+        return 0;
+    fprintf(stderr,
+            "%s: config file %s has mode %04o: it holds an API key, so only its owner may read "
+            "it (chmod 600 %s)\n",
+            prog, path, (unsigned)(st.st_mode & 07777), path);
+    return -1;
 }

@@ -106,6 +106,12 @@ int cli_list(struct cli *c, const char *path, const char *query, const char *lim
 void cli_idempotency_key(char *buf, size_t size);
 /* The key to send: given (an --idempotency-key) when set, else a fresh one made in buf. */
 const char *cli_idem(const char *given, char *buf, size_t size);
+/* The config file named by --config or $CAPX_CONFIG, or NULL. */
+const char *cli_config_arg(int argc, char **argv);
+/* A config file that holds an API key must be its owner's alone (mode 0600): 0 ok (or no such
+   file), -1 after printing why (the caller exits CLI_USAGE). only_with_key: refuse only when
+   the file sets api_key (capx-admin reads capxd's settings too, which may be public). */
+int cli_config_private(const char *prog, const char *path, int only_with_key);
 /* 0 when a required flag's value v is set; else CLI_USAGE is printed ("missing --flag") and -1. */
 int cli_need(const struct cli *c, const char *v, const char *flag);
 /* POST path with body (consumed) and cli_idem(idem); prints the answer with cols. */

@@ -259,6 +259,10 @@ def test_market(t, prov, buyer):
     rows = out.strip().splitlines()
     check(rc == 0 and rows[0].startswith("id,kind,status,") and len(rows) == 4 and
           any(order["id"] in r and ",2.35," in r for r in rows), f"orders list csv: {out} {err}")
+    rc, out, err = t.capx(bk, "orders", "list", "--format", "csv", "--limit", "2")
+    rows = out.strip().splitlines()
+    check(rc == 0 and len(rows) == 3 and "more results: add --cursor" in err,
+          f"a CSV page with more after it says so on stderr: {out} {err}")
     rc, out, err = t.capx(bk, "orders", "show", order["id"])
     check(rc == 0 and re.search(r"^LIMIT \$/GPU-HR\s+2\.35$", out, re.M) and order["contracts"][0] in out,
           f"orders show: {out} {err}")
@@ -435,6 +439,21 @@ def test_errors(t, bk):
     rc, out, err = run([CAPX, "account", "--format", "json"], clean_env(t.home))
     check(rc == 0 and as_json(out, "account via config").get("account", {}).get("name") == "lab",
           f"config file 0600 read: {rc} {out} {err}")
+    # capx-admin: the same for a config file that holds an API key (capxd's own settings,
+    # which may be public, are not refused).
+    acfg = os.path.join(t.home, "admin.conf")
+    with open(acfg, "w") as f:
+        f.write(f"api_key = {bk}\n")
+    os.chmod(acfg, 0o644)
+    rc, out, err = t.admin("accounts", "list", "--config", acfg)
+    check(rc == 2 and "mode 0644" in err and out == "", f"capx-admin: a config file with a key others read: {rc} {err}")
+    with open(acfg, "w") as f:
+        f.write("# no secret here\n")
+    rc, out, err = t.admin("accounts", "list", "--config", acfg)
+    check(rc == 0, f"capx-admin: a public config file without a key is read: {rc} {err}")
+    # A database it cannot reach is exit 3, as for capxd (and as --help says).
+    rc, out, err = t.admin("schema-check", "--database", "host=127.0.0.1 port=1 dbname=x user=x connect_timeout=2")
+    check(rc == 3 and "cannot connect to the database" in err, f"capx-admin schema-check, no database: {rc} {err}")
     e = clean_env(t.home)
     e["CAPX_API_KEY"] = bad
     rc, _, err = run([CAPX, "account"], e)
