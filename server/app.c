@@ -122,8 +122,9 @@ static int idem_key_ok(const char *k)
     size_t n = strlen(k);
     if (n < 1 || n > 255)
         return 0;
-    for (size_t i = 0; i < n; i++)
-        if (k[i] < 0x21 || k[i] > 0x7e)
+    for (size_t i = 0; i < n;
+         i++) /* printable ASCII, space included (inside: HTTP trims the ends) */
+        if (k[i] < 0x20 || k[i] > 0x7e)
             return 0;
     return 1;
 }

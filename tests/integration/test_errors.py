@@ -588,6 +588,12 @@ try:
           f"a replayed deposit credits once: {d1} {d2} {acc0} {acc1}")
     refused("400 an idempotency key over 255 characters", 400, "invalid_request", "POST", "/v1/orders",
             body, key="B", headers=idem("k" * 256))
+    # Printable ASCII includes the space: a key with one inside is a key like any other.
+    sp = "with space " + uuid.uuid4().hex
+    st1, _, dd1 = api("POST", f"/v1/accounts/{ids['A']}/deposits", {"amount": 1}, key=e.key, headers=idem(sp))
+    st2, h2, dd2 = api("POST", f"/v1/accounts/{ids['A']}/deposits", {"amount": 1}, key=e.key, headers=idem(sp))
+    check(st1 == 201 and st2 == 201 and dd1 == dd2 and h2.get("idempotent-replayed", "").lower() == "true",
+          f"a key with a space is accepted and replays: {st1} {st2} {dd1} {dd2}")
     # in flight: two connections send the same keyed request at the same instant; one is
     # applied, the other is either told it is in flight (409) or gets the replay.
     if True:
