@@ -2,9 +2,11 @@
  * cli.c — see cli.h. Messages follow one shape so scripts can rely on them: everything
  * for people goes to stderr as "prog: ...", results alone go to stdout.
  */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -233,6 +235,42 @@ static void print_error(const struct cli *c, const struct https_response *r)
     json_decref(b);
 }
 
+/* While a keyed request is in flight, an interrupt (Ctrl-C, a timeout's TERM, a closed terminal)
+   still tells how to retry it safely: the request may have been done. */
+static char interrupted_msg[512];
+static size_t interrupted_len;
+
+static void on_interrupt(int sig)
+{
+    if (write(STDERR_FILENO, interrupted_msg, interrupted_len) < 0) {
+        /* nothing more can be done in a signal handler */
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void guard_interrupts(const struct cli *c, const char *idem, struct sigaction old[3])
+{
+    static const int sigs[3] = {SIGINT, SIGTERM, SIGHUP};
+    int n = snprintf(interrupted_msg, sizeof interrupted_msg,
+                     "\n%s: interrupted: the request may or may not have been done; run the same "
+                     "command with --idempotency-key %s to retry it safely\n",
+                     c->prog, idem);
+    interrupted_len = n > 0 && (size_t)n < sizeof interrupted_msg ? (size_t)n : 0;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < 3; i++)
+        sigaction(sigs[i], &sa, &old[i]);
+}
+
+static void unguard_interrupts(const struct sigaction old[3])
+{
+    static const int sigs[3] = {SIGINT, SIGTERM, SIGHUP};
+    for (int i = 0; i < 3; i++)
+        sigaction(sigs[i], &old[i], NULL);
+}
+
 int cli_call(struct cli *c, const char *method, const char *path, json_t *body, const char *idem,
              json_t **out)
 {
@@ -248,7 +286,12 @@ int cli_call(struct cli *c, const char *method, const char *path, json_t *body, 
         .idempotency_key = idem,
     };
     *out = NULL;
+    struct sigaction old[3];
+    if (idem)
+        guard_interrupts(c, idem, old);
     int rc = https_do(&c->conf, &rq, &r, err, sizeof err);
+    if (idem)
+        unguard_interrupts(old);
     free(text);
     if (rc < 0) {
         cli_fail(c, CLI_UNREACHABLE, "cannot reach %s: %s", c->url, err);

@@ -21,6 +21,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 import traceback
 
 from capxtest import BUILD, Env, check, done, need_env
@@ -472,6 +473,23 @@ def test_errors(t, bk):
     rc, _, err = run([CAPX, "account"], e)
     check(rc == 0, f"$CAPX_CONFIG 0600 read: {rc} {err}")
     os.remove(cfg)
+
+    # A server that never answers: a create interrupted while it waits (Ctrl-C) still says how
+    # to retry it safely.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    p = subprocess.Popen([CAPX, "orders", "create", "--kind", "spot", "--gpu-model", MODEL, "--gpus", "1",
+                          "--limit-price", "1", "--timeout", "30"],
+                         env=t.capx_env(bk, CAPX_URL=f"https://127.0.0.1:{silent.getsockname()[1]}"),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    p.send_signal(2)
+    out, err = p.communicate(timeout=20)
+    m = re.search(r"--idempotency-key (\S+)", err)
+    check(p.returncode != 0 and m and m.group(1).startswith("idem_") and "interrupted" in err,
+          f"an interrupted create names its key: {p.returncode} {err}")
+    silent.close()
 
     # A server that fails: exit 4, and a create says how to retry it safely.
     ls = fake_503_server(t.cacert, os.path.join(t.env.var, "tls", "key.pem"))
