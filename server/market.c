@@ -86,6 +86,10 @@ struct market {
     struct order_list unfunded;
     struct spot_price *prices;
     int nprices, capprices;
+    /* The price every running bid of a market pays now (set when a round changes it; a rebuild
+       empties it, so the first round after one sets every running bid's price). */
+    struct spot_price *paid;
+    int npaid, cappaid;
 };
 
 /* ---- basics ---- */
@@ -1039,6 +1043,7 @@ void market_free(struct market *m)
     free(m->events);
     free(m->unfunded.v);
     free(m->prices);
+    free(m->paid);
     event_free(m->flush_ev);
     event_free(m->retry_ev);
     free(m);
@@ -1241,27 +1246,52 @@ void market_apply_events(struct market *m)
         o->touched = 0;
     }
     free(touched);
-    if (m->nprices) {
+    /* Rounds that changed a market's price: its running bids pay the new one (one pass over
+       the orders, only then; bids that win meanwhile got it with SPOT_WON). */
+    int changed = 0;
+    for (int k = 0; k < m->nprices; k++) {
+        const struct spot_price *p = &m->prices[k];
+        int j = 0;
+        while (j < m->npaid && (m->paid[j].model != p->model || m->paid[j].region != p->region))
+            j++;
+        if (j == m->npaid) {
+            if (m->npaid == m->cappaid) {
+                m->cappaid = m->cappaid ? m->cappaid * 2 : 8;
+                m->paid = xrealloc(m->paid, (size_t)m->cappaid * sizeof *m->paid);
+            }
+            m->paid[m->npaid++] = (struct spot_price){p->model, p->region, 0};
+        }
+        if (m->paid[j].price != p->price) {
+            m->paid[j].price = p->price;
+            changed = 1;
+        }
+    }
+    m->nprices = 0;
+    if (changed) {
         uint64_t cur = 0;
         struct obj *x;
         while ((x = market_next(m, OBJ_ORDER, &cur)) != NULL) {
             struct order *b = (struct order *)x;
             if (!b->spot || strcmp(b->status, "running") != 0)
                 continue;
-            for (int k = 0; k < m->nprices; k++)
-                if (m->prices[k].model == b->model && m->prices[k].region == b->region_num &&
-                    m->prices[k].price != b->spot_price) {
-                    b->spot_price = m->prices[k].price;
+            for (int k = 0; k < m->npaid; k++)
+                if (m->paid[k].model == b->model && m->paid[k].region == b->region_num &&
+                    m->paid[k].price != b->spot_price) {
+                    b->spot_price = m->paid[k].price;
+                    b->updated = market_now(m);
                     market_dirty(m, &b->o);
                 }
         }
-        m->nprices = 0;
     }
-    /* (Stopping one runs the engine again, and this function with it.) */
-    while (m->unfunded.n) {
-        struct order *b = m->unfunded.v[--m->unfunded.n];
-        if (!strcmp(b->status, "pending") || !strcmp(b->status, "preempted"))
-            settle_spot_unfunded(m, b, m->now);
+    /* Bids that must stop: taken off the market's list first, since stopping one runs the
+       engine again and this function with it (which then finds the list empty). */
+    if (m->unfunded.n) {
+        struct order_list l = m->unfunded;
+        m->unfunded = (struct order_list){0};
+        for (int i = 0; i < l.n; i++)
+            if (!strcmp(l.v[i]->status, "pending") || !strcmp(l.v[i]->status, "preempted"))
+                settle_spot_unfunded(m, l.v[i], m->now);
+        free(l.v);
     }
 }
 
@@ -1831,8 +1861,8 @@ static void restore_market_data(struct market *m)
     for (size_t i = 0; i < n; i++) /* (the engine keeps the newest of each market) */
         engine_restore_market_data(m->eng, rows[i].model, rows[i].region, &rows[i].t, 1, 0);
     free(rows);
-    /* Per market, the price of the spot bid updated last (orders in num order: a later one
-       wins a tie). */
+    /* Per market, the price its running bids pay (they all pay the last round's), else the
+       price of the spot bid updated last (orders in num order: a later one wins a tie). */
     struct order **last = NULL;
     size_t nl = 0, capl = 0;
     cur = 0;
@@ -1849,8 +1879,10 @@ static void restore_market_data(struct market *m)
                 last = xrealloc(last, capl * sizeof *last);
             }
             last[nl++] = b;
-        } else if (b->updated >= last[k]->updated) {
-            last[k] = b;
+        } else {
+            int run = !strcmp(b->status, "running"), was = !strcmp(last[k]->status, "running");
+            if (run > was || (run == was && b->updated >= last[k]->updated))
+                last[k] = b;
         }
     }
     for (size_t k = 0; k < nl; k++)
@@ -1881,6 +1913,7 @@ int market_load(struct market *m, const char *conninfo, char *err, size_t errlen
     engine_free(m->eng);
     m->eng = engine_new(sink, m);
     m->nevents = 0;
+    m->npaid = 0;
     int64_t processed = -1;
     r = db_rows(c, "SELECT sim_now FROM clock_state", err, errlen);
     if (!r)

@@ -71,6 +71,25 @@ try:
     check(r2.get("status") == "filled" and len(r2.get("contracts", [])) == 1, f"the resting order filled: {r2}")
     st, chk = api("GET", "/v1/admin/ledger/check")
     check(st == 200 and chk["balanced"] and chk["violations"] == [], f"ledger check: {chk}")
+
+    # The spot price after a restart is what the running bids pay, even when a bid that no
+    # longer runs (outbid, its notice over) was updated after them with its old price.
+    qid, qkey = account("q", ["buyer"], 10_000_000_000)
+    st, qb = api("POST", "/v1/orders", {"kind": "spot", "gpu_model": "H100", "region": "eu", "gpus": 4,
+                                        "limit_price": 6_000_000}, key=qkey)
+    check(st == 201, f"a higher spot bid: {st} {qb}")
+    api("POST", "/v1/admin/clock", {"advance_seconds": 60})
+    api("POST", "/v1/admin/clock", {"advance_seconds": 180})
+    st, old = api("GET", f"/v1/orders/{sb['id']}", key=skey)
+    st, new = api("GET", f"/v1/orders/{qb['id']}", key=qkey)
+    check(old.get("status") == "pending" and new.get("status") == "running" and new.get("price") == 1_500_000,
+          f"the first bid outbid and bidding again, the new one running at 1.50: {old} {new}")
+    before = market_view()
+    e.down()
+    e.up()
+    after = market_view()
+    check(before[0]["spot_price"] == 1_500_000 and after == before,
+          f"the spot price after a second restart: {after}, before: {before}")
 finally:
     e.close()
 done()
