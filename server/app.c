@@ -338,6 +338,27 @@ static int json_params_ok(const char *p)
     return v[strspn(v, " \t")] == '\0';
 }
 
+/* The methods some route takes on this path, as an Allow header lists them. */
+static void allowed_methods(const char *path, struct app_req *r, char *out, size_t size)
+{
+    static const struct {
+        enum hp_method m;
+        const char *name;
+    } names[] = {{HP_GET, "GET"}, {HP_HEAD, "HEAD"},     {HP_POST, "POST"},
+                 {HP_PUT, "PUT"}, {HP_DELETE, "DELETE"}, {HP_PATCH, "PATCH"}};
+    size_t len = 0;
+    out[0] = '\0';
+    for (size_t k = 0; k < ARRAY_LEN(names); k++) {
+        int takes = 0;
+        for (int i = 0; i < app_nroutes && !takes; i++)
+            takes = match(app_routes[i].pattern, path, r) &&
+                    (app_routes[i].method == names[k].m ||
+                     (names[k].m == HP_HEAD && app_routes[i].method == HP_GET));
+        if (takes && len + strlen(names[k].name) + 3 < size)
+            len += (size_t)snprintf(out + len, size - len, "%s%s", len ? ", " : "", names[k].name);
+    }
+}
+
 static int precheck(struct app *a, struct app_req *r, struct api_error *err)
 {
     struct hp_request *hp = r->http->hp;
@@ -354,11 +375,13 @@ static int precheck(struct app *a, struct app_req *r, struct api_error *err)
         }
     }
     if (!found) {
-        if (path_known)
+        if (path_known) {
             api_error_set(err, 405, "method_not_allowed", NULL, "%s is not allowed on %s",
                           hp->method_name, hp->path);
-        else
+            allowed_methods(hp->path, r, err->allow, sizeof err->allow);
+        } else {
             api_error_set(err, 404, "not_found", NULL, "no such route");
+        }
         return -1;
     }
     if (!match(found->pattern, hp->path, r))

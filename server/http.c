@@ -58,6 +58,7 @@ struct http_conn {
     int in_process;                /* inside process_input */
     int sent_continue;             /* 100 Continue already written for this request */
     int linger;                    /* closing with a body unread: drain it for a moment first */
+    char allow[40];                /* a 405 found before the body: the methods the path takes */
     size_t lingered;               /* bytes discarded while lingering */
     struct http_conn *prev, *next; /* all open connections */
     struct http_conn *reap_next;
@@ -394,7 +395,12 @@ void http_reply_json(struct http_req *req, int status, json_t *body, const char 
 void http_reply_error(struct http_req *req, const struct api_error *err, const char *extra_headers)
 {
     size_t len;
-    char *s = http_error_body(err, &len);
+    char *s = http_error_body(err, &len), hdr[256];
+    if (err->status == 405 && err->allow[0]) { /* RFC 9110 15.5.6: a 405 says what is allowed */
+        snprintf(hdr, sizeof hdr, "Allow: %s\r\n%s", err->allow,
+                 extra_headers ? extra_headers : "");
+        extra_headers = hdr;
+    }
     http_reply(req, err->status, "application/json", s, len, extra_headers);
     free(s);
 }
@@ -406,10 +412,12 @@ static int on_headers(struct hp_request *hp, void *arg)
     struct http_conn *c = arg;
     struct http_server *s = c->srv;
     struct api_error err = {0};
+    c->allow[0] = '\0';
     if (hp->content_length <= 0 && !hp->chunked)
         return 0; /* no body: the application judges the whole request at once */
     c->req.t_start = http_now();
     if (s->precheck && s->precheck(&c->req, &err, s->arg) < 0) {
+        snprintf(c->allow, sizeof c->allow, "%s", err.allow);
         hp_fail(hp, err.status, err.code, err.message);
         return -1;
     }
@@ -422,6 +430,7 @@ static void answer_parse_error(struct http_conn *c)
     api_error_set(&err, c->hp.err_status ? c->hp.err_status : 400,
                   c->hp.err_code ? c->hp.err_code : "invalid_request", NULL, "%s",
                   c->hp.err_message ? c->hp.err_message : "malformed request");
+    snprintf(err.allow, sizeof err.allow, "%s", c->allow);
     c->req.id = ++c->srv->next_req_id;
     c->req.t_start = http_now();
     c->phase = PH_HANDLING;

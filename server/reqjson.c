@@ -18,6 +18,7 @@ void api_error_set(struct api_error *e, int status, const char *code, const char
     vsnprintf(e->message, sizeof e->message, fmt, ap);
     va_end(ap);
     snprintf(e->field, sizeof e->field, "%s", field ? field : "");
+    e->allow[0] = '\0';
 }
 
 int reqjson_depth(const char *s, size_t len)

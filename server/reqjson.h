@@ -25,6 +25,7 @@ struct api_error {
     const char *code;
     char message[256];
     char field[64];
+    char allow[40]; /* 405: the methods the path takes, for the Allow header ("" otherwise) */
 };
 
 void api_error_set(struct api_error *e, int status, const char *code, const char *field,

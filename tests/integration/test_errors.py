@@ -272,9 +272,15 @@ try:
     check(st == 200 and b.get("status") == "open", f"B's order untouched by A's cancel: {st} {b}")
 
     # ---- 405 method_not_allowed (before 401)
-    for method, path in (("PUT", "/v1/orders"), ("DELETE", "/v1/account"), ("GET", "/v1/quotes"),
-                         ("PUT", f"/v1/orders/{b_open['id']}"), ("POST", "/v1/markets")):
-        refused(f"405 {method} {path}", 405, "method_not_allowed", method, path, key="B", no_field=True)
+    for method, path, allow in (("PUT", "/v1/orders", "GET, HEAD, POST"), ("DELETE", "/v1/account", "GET, HEAD"),
+                                ("GET", "/v1/quotes", "POST"), ("PUT", f"/v1/orders/{b_open['id']}", "GET, HEAD, DELETE"),
+                                ("POST", "/v1/markets", "GET, HEAD")):
+        _, hd, _ = refused(f"405 {method} {path}", 405, "method_not_allowed", method, path, key="B", no_field=True)
+        check(hd.get("allow") == allow, f"405 {method} {path} says what is allowed: {hd.get('allow')!r}, want {allow!r}")
+    # (a body makes capxd judge the route before reading it: the same answer)
+    _, hd, _ = refused("405 PUT /v1/orders with a body", 405, "method_not_allowed", "PUT", "/v1/orders",
+                       order_body(), key="B", no_field=True)
+    check(hd.get("allow") == "GET, HEAD, POST", f"405 with a body says what is allowed: {hd.get('allow')!r}")
     refused("405 before 401", 405, "method_not_allowed", "PUT", "/v1/orders", key=None, no_field=True)
 
     # ---- 413 and 415
