@@ -85,6 +85,8 @@ static int cb_header_field(http_parser *p, const char *at, size_t len)
     struct hp_request *r = req_of(p);
     if (count_header_bytes(r, len) < 0)
         return -1;
+    if (r->headers_done)
+        return 0; /* a trailer field: never merged into the header (RFC 9110 6.5.1) */
     if (bad_bytes(at, len)) {
         hp_fail(r, 400, "invalid_request", "control byte in a header name");
         return -1;
@@ -110,6 +112,8 @@ static int cb_header_value(http_parser *p, const char *at, size_t len)
     struct hp_request *r = req_of(p);
     if (count_header_bytes(r, len) < 0)
         return -1;
+    if (r->headers_done)
+        return 0;
     if (bad_bytes(at, len)) {
         hp_fail(r, 400, "invalid_request", "control or NUL byte in a header value");
         return -1;
@@ -159,9 +163,28 @@ static int parse_length(const char *v, int64_t *out)
     return 0;
 }
 
+/* RFC 9110 5.6.2: a field name is a token. */
+static int is_token(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr("!#$%&'*+-.^_`|~", *s))
+            return 0;
+    return 1;
+}
+
+/* Host is a host name or address and an optional port: no space, path, query, fragment or
+   user part (RFC 9112 3.2: anything else is 400). */
+static int host_ok(const char *s)
+{
+    return *s && strcspn(s, " \t/?#@\\") == strlen(s);
+}
+
 static int cb_headers_complete(http_parser *p)
 {
     struct hp_request *r = req_of(p);
+    r->headers_done = 1;
     r->method = method_of(p->method);
     r->method_name = http_method_str((enum http_method)p->method);
     r->http_major = p->http_major;
@@ -181,10 +204,22 @@ static int cb_headers_complete(http_parser *p)
         hp_fail(r, 400, "invalid_request", "request target must be an absolute path");
         return -1;
     }
+    if (memchr(r->url, '#', r->url_len)) {
+        hp_fail(r, 400, "invalid_request", "a request target has no fragment");
+        return -1;
+    }
     for (int i = 0; i < r->nheaders; i++) {
         struct hp_header *h = &r->headers[i];
         if (!h->value)
             h->value = xcalloc(1, 1);
+        /* Whitespace around a value is not part of it (RFC 9110 5.5). */
+        while (h->value_len &&
+               (h->value[h->value_len - 1] == ' ' || h->value[h->value_len - 1] == '\t'))
+            h->value[--h->value_len] = '\0';
+        if (!is_token(h->name)) {
+            hp_fail(r, 400, "invalid_request", "malformed header name");
+            return -1;
+        }
         if (!strcmp(h->name, "content-length")) {
             r->ncontent_length++;
             if (parse_length(h->value, &r->content_length) < 0) {
@@ -201,6 +236,10 @@ static int cb_headers_complete(http_parser *p)
         } else if (!strcmp(h->name, "host")) {
             if (r->has_host++) {
                 hp_fail(r, 400, "invalid_request", "more than one Host header");
+                return -1;
+            }
+            if (!host_ok(h->value)) {
+                hp_fail(r, 400, "invalid_request", "malformed Host header");
                 return -1;
             }
         } else if (!strcmp(h->name, "expect")) {

@@ -75,7 +75,8 @@ struct hp_request {
     char *body;
     size_t body_len, body_cap;
     /* Parsing state of the header being read. */
-    int in_value; /* the last callback was a header value */
+    int in_value;     /* the last callback was a header value */
+    int headers_done; /* later header callbacks are a chunked body's trailer fields: dropped */
     int ncontent_length, ntransfer_encoding, has_host;
     /* On HP_ERROR: what to answer. */
     int err_status;

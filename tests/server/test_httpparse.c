@@ -97,6 +97,27 @@ int main(void)
     EXPECT("two Idempotency-Key",
            "GET / HTTP/1.1\r\nHost: a\r\nIdempotency-Key: a\r\nIdempotency-Key: a\r\n\r\n", 400);
     EXPECT("CR in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n", 400);
+    EXPECT("space before the colon", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length : 2\r\n\r\n{}",
+           400);
+    EXPECT("space in a name", "GET / HTTP/1.1\r\nHost: a\r\nBad Header: v\r\n\r\n", 400);
+    EXPECT("a fragment", "GET /healthz#x HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+    EXPECT("Host with a space and a path", "GET / HTTP/1.1\r\nHost: a b/c\r\n\r\n", 400);
+    EXPECT("Host with a port", "GET / HTTP/1.1\r\nHost: 127.0.0.1:8443\r\n\r\n", 0);
+    EXPECT("trailing space on Content-Length",
+           "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2 \r\n\r\n{}", 0);
+    EXPECT("trailing space on Transfer-Encoding",
+           "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked \r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+           0);
+    /* A value's trailing whitespace is not part of it; a chunked body's trailer fields are
+       dropped, never merged into the header. */
+    static const char trailer[] = "POST / HTTP/1.1\r\nHost: a\r\nX-K: k \r\nTransfer-Encoding: "
+                                  "chunked\r\n\r\n2\r\n{}\r\n0\r\nIdempotency-Key: t\r\nX-K: "
+                                  "other\r\n\r\n";
+    CHECK(parse(&r, trailer, sizeof trailer - 1, 0) == HP_COMPLETE);
+    CHECK_STR(hp_header(&r, "x-k"), "k");
+    CHECK(hp_header(&r, "idempotency-key") == NULL);
+    CHECK_EQ_I64(r.body_len, 2);
+    hp_free(&r);
     EXPECT("negative CL", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", 400);
     EXPECT("huge CL",
            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400);
