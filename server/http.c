@@ -58,6 +58,7 @@ struct http_conn {
     int in_process;                /* inside process_input */
     int sent_continue;             /* 100 Continue already written for this request */
     int linger;                    /* closing with a body unread: drain it for a moment first */
+    int out_paused;                /* not reading: OUT_CAP of answers wait to be written */
     char allow[40];                /* a 405 found before the body: the methods the path takes */
     size_t lingered;               /* bytes discarded while lingering */
     struct http_conn *prev, *next; /* all open connections */
@@ -267,6 +268,9 @@ static void conn_close(struct http_conn *c, const char *why)
 
 #define LINGER_MS    1000
 #define LINGER_BYTES (8u << 20)
+/* Answers waiting to be written beyond which a connection's next requests wait: a client that
+   pipelines requests and never reads must not make capxd queue answers without end. */
+#define OUT_CAP (256u << 10)
 
 /*
  * Once the last answer is flushed the connection closes — except when the client may still
@@ -274,9 +278,18 @@ static void conn_close(struct http_conn *c, const char *why)
  * unread input would make the kernel reset the connection and the client could lose our
  * answer, so the input is read and thrown away for up to LINGER_MS first.
  */
+static void process_input(struct http_conn *c);
+
 static void on_write(struct bufferevent *bev, void *arg)
 {
     struct http_conn *c = arg;
+    if (c->phase == PH_READING && c->out_paused) { /* the answers are out: read on */
+        c->out_paused = 0;
+        bufferevent_enable(bev, EV_READ);
+        if (!c->in_process)
+            process_input(c);
+        return;
+    }
     if (c->phase != PH_CLOSING || evbuffer_get_length(bufferevent_get_output(bev)) != 0)
         return;
     if (c->linger == 1) {
@@ -377,7 +390,8 @@ void http_reply(struct http_req *req, int status, const char *content_type, cons
     c->sent_continue = 0;
     hp_reset(&c->hp);
     arm(c, s->lim.idle_timeout_ms);
-    bufferevent_enable(c->bev, EV_READ);
+    if (!c->out_paused)
+        bufferevent_enable(c->bev, EV_READ);
     if (!c->in_process)
         process_input(c);
 }
@@ -445,6 +459,11 @@ static void process_input(struct http_conn *c)
         struct evbuffer *in = bufferevent_get_input(c->bev);
         if (evbuffer_get_length(in) == 0)
             break;
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) > OUT_CAP) {
+            c->out_paused = 1; /* on_write reads on once they are written */
+            bufferevent_disable(c->bev, EV_READ);
+            break;
+        }
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
             break;

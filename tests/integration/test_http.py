@@ -166,6 +166,44 @@ try:
         gone = True
     check(gone, "idle connection closed")
 
+    # A client that pipelines requests and never reads: capxd stops reading it once a bounded
+    # amount of answers waits (so it does not queue answers without end), others are served
+    # meanwhile, and every request is answered, in order, once the client reads.
+    def healthz_answered():
+        st, _, text = e.req("GET", "/metrics", key=None)
+        return sum(int(l.rsplit(" ", 1)[1]) for l in str(text).splitlines()
+                   if l.startswith('capx_http_requests_total{route="GET /healthz"'))
+    req = b"GET /healthz HTTP/1.1\r\n" + H + b"\r\n"
+    flood = e.tls_socket()
+    flood.settimeout(0.5)
+    before, sent, blocked = healthz_answered(), 0, False
+    t_end = time.time() + 2.5
+    while time.time() < t_end and sent < 400_000:
+        try:
+            flood.sendall(req * 1000)
+            sent += 1000
+        except (socket.timeout, ssl.SSLError, OSError):
+            blocked = True  # (a partial send leaves the connection unusable: stop here)
+            break
+    time.sleep(0.5)
+    answered = healthz_answered() - before
+    check(blocked and answered < sent,
+          f"a client that does not read is not read either: blocked {blocked}, {answered} of {sent} answered")
+    st, _, _ = e.req("GET", "/healthz")
+    check(st == 200, "others are served meanwhile")
+    flood.settimeout(10)
+    got = 0
+    try:
+        while got < sent:
+            chunk = flood.recv(1 << 20)
+            if not chunk:
+                break
+            got += chunk.count(b"HTTP/1.1 200")
+    except (socket.timeout, ssl.SSLError, OSError):
+        pass
+    check(got >= sent, f"every pipelined request answered once the client reads: {got} of {sent}")
+    flood.close()
+
     # The per-address connection cap.
     cap.up()
     socks = []
