@@ -470,7 +470,9 @@ static void process_input(struct http_conn *c)
         enum hp_state before = c->hp.state;
         size_t n = hp_feed(&c->hp, v.iov_base, v.iov_len);
         evbuffer_drain(in, n);
-        if (before == HP_IDLE && c->hp.state == HP_HEADERS)
+        /* A later request's headers get the header deadline from their first byte; the
+           first request's run from the accept (handshake and headers: one total). */
+        if (before == HP_IDLE && c->hp.state == HP_HEADERS && c->req.id != 0)
             arm(c, s->lim.header_timeout_ms);
         if (c->hp.state == HP_ERROR) {
             answer_parse_error(c);

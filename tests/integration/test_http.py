@@ -157,6 +157,32 @@ try:
     check(all(closed), f"slow clients closed by the deadline: {sum(closed)}/40")
     check(served >= 8, f"others served meanwhile: {served}")
 
+    # The first request's handshake and headers share one deadline from the accept: a client
+    # that waits, then trickles its headers, is closed 1.5 s after it connected.
+    t0 = time.time()
+    late = e.tls_socket()
+    time.sleep(1.0)
+    closed_at = None
+    trickle = b"GET /healthz HTTP/1.1\r\n" + H + b"X-Long: " + b"y" * 200
+    try:
+        for i in range(len(trickle)):
+            if time.time() > t0 + 4:
+                break
+            late.sendall(trickle[i:i + 1])
+            time.sleep(0.1)
+    except OSError:
+        closed_at = time.time() - t0
+    if closed_at is None:
+        late.settimeout(1)
+        try:
+            if late.recv(100) == b"":
+                closed_at = time.time() - t0
+        except (OSError, ssl.SSLError):
+            closed_at = time.time() - t0
+    late.close()
+    check(closed_at is not None and closed_at < 2.2,
+          f"handshake and headers in one deadline from the accept: closed after {closed_at}")
+
     # Idle keep-alive connections are closed after the idle timeout.
     t = e.tls_socket()
     t.settimeout(6)
