@@ -195,11 +195,20 @@ static int cb_headers_complete(http_parser *p)
         hp_fail(r, 400, "invalid_request", "empty request target");
         return -1;
     }
-    /* Path and query. */
-    char *q = memchr(r->url, '?', r->url_len);
-    size_t plen = q ? (size_t)(q - r->url) : r->url_len;
-    r->path = xstrndup(r->url, plen);
-    r->query = q ? xstrndup(q + 1, r->url_len - plen - 1) : xstrdup("");
+    /* Path and query. The absolute form (https://host:port/path?query) is accepted as its path
+       and query (RFC 9112 3.2.2: a server MUST accept it). */
+    const char *u = r->url, *end = r->url + r->url_len;
+    size_t skip = !strncasecmp(u, "https://", 8) ? 8 : !strncasecmp(u, "http://", 7) ? 7 : 0;
+    if (skip && r->url_len > skip) {
+        const char *slash = memchr(u + skip, '/', (size_t)(end - u - skip));
+        const char *qm = memchr(u + skip, '?', (size_t)(end - u - skip));
+        u = slash && (!qm || slash < qm) ? slash : qm ? qm : end;
+    }
+    size_t ulen = (size_t)(end - u);
+    const char *q = memchr(u, '?', ulen);
+    size_t plen = q ? (size_t)(q - u) : ulen;
+    r->path = plen ? xstrndup(u, plen) : xstrdup("/");
+    r->query = q ? xstrndup(q + 1, ulen - plen - 1) : xstrdup("");
     if (r->path[0] != '/') {
         hp_fail(r, 400, "invalid_request", "request target must be an absolute path");
         return -1;

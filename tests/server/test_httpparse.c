@@ -100,6 +100,16 @@ int main(void)
     EXPECT("space before the colon", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length : 2\r\n\r\n{}",
            400);
     EXPECT("space in a name", "GET / HTTP/1.1\r\nHost: a\r\nBad Header: v\r\n\r\n", 400);
+    static const char absolute[] =
+        "GET https://127.0.0.1:8443/v1/clock?x=1 HTTP/1.1\r\nHost: a\r\n\r\n";
+    CHECK(parse(&r, absolute, sizeof absolute - 1, 0) == HP_COMPLETE);
+    CHECK_STR(r.path, "/v1/clock");
+    CHECK_STR(r.query, "x=1");
+    hp_free(&r);
+    static const char bare[] = "GET http://a HTTP/1.1\r\nHost: a\r\n\r\n";
+    CHECK(parse(&r, bare, sizeof bare - 1, 0) == HP_COMPLETE);
+    CHECK_STR(r.path, "/");
+    hp_free(&r);
     EXPECT("a fragment", "GET /healthz#x HTTP/1.1\r\nHost: a\r\n\r\n", 400);
     EXPECT("Host with a space and a path", "GET / HTTP/1.1\r\nHost: a b/c\r\n\r\n", 400);
     EXPECT("Host with a port", "GET / HTTP/1.1\r\nHost: 127.0.0.1:8443\r\n\r\n", 0);
