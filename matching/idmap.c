@@ -7,11 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-void idmap_init(idmap *m, uint32_t min_buckets)
+/* A table's bucket count: the least power of two >= min_buckets, at least 16. */
+static uint32_t buckets_for(uint32_t min_buckets)
 {
     uint32_t b = 16;
     while (b < min_buckets)
         b <<= 1;
+    return b;
+}
+
+void idmap_init(idmap *m, uint32_t min_buckets)
+{
+    uint32_t b = buckets_for(min_buckets);
     m->slots = xcalloc(b, sizeof(*m->slots));
     m->mask = b - 1;
     m->n = 0;
@@ -135,9 +142,7 @@ size_t idmap_memory(const idmap *m)
 
 void seqmap_init(seqmap *m, uint32_t min_buckets)
 {
-    uint32_t b = 16;
-    while (b < min_buckets)
-        b <<= 1;
+    uint32_t b = buckets_for(min_buckets);
     m->front = xcalloc(b, sizeof(*m->front));
     m->fmask = b - 1;
     m->fn = 0;

@@ -44,6 +44,16 @@ static void expect(const char *name, const char *s, size_t len, int status)
 
 #define EXPECT(name, lit, status) expect(name, lit, sizeof(lit) - 1, status)
 
+/* A request that parses whole, with this path and query. */
+static void expect_target(const char *s, const char *path, const char *query)
+{
+    struct hp_request r;
+    CHECK(parse(&r, s, strlen(s), 0) == HP_COMPLETE);
+    CHECK_STR(r.path, path);
+    CHECK_STR(r.query, query);
+    hp_free(&r);
+}
+
 int main(void)
 {
     struct hp_request r;
@@ -100,16 +110,9 @@ int main(void)
     EXPECT("space before the colon", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length : 2\r\n\r\n{}",
            400);
     EXPECT("space in a name", "GET / HTTP/1.1\r\nHost: a\r\nBad Header: v\r\n\r\n", 400);
-    static const char absolute[] =
-        "GET https://127.0.0.1:8443/v1/clock?x=1 HTTP/1.1\r\nHost: a\r\n\r\n";
-    CHECK(parse(&r, absolute, sizeof absolute - 1, 0) == HP_COMPLETE);
-    CHECK_STR(r.path, "/v1/clock");
-    CHECK_STR(r.query, "x=1");
-    hp_free(&r);
-    static const char bare[] = "GET http://a HTTP/1.1\r\nHost: a\r\n\r\n";
-    CHECK(parse(&r, bare, sizeof bare - 1, 0) == HP_COMPLETE);
-    CHECK_STR(r.path, "/");
-    hp_free(&r);
+    expect_target("GET https://127.0.0.1:8443/v1/clock?x=1 HTTP/1.1\r\nHost: a\r\n\r\n",
+                  "/v1/clock", "x=1");
+    expect_target("GET http://a HTTP/1.1\r\nHost: a\r\n\r\n", "/", "");
     EXPECT("a fragment", "GET /healthz#x HTTP/1.1\r\nHost: a\r\n\r\n", 400);
     EXPECT("Host with a space and a path", "GET / HTTP/1.1\r\nHost: a b/c\r\n\r\n", 400);
     EXPECT("Host with a port", "GET / HTTP/1.1\r\nHost: 127.0.0.1:8443\r\n\r\n", 0);
